@@ -1,0 +1,604 @@
+"""Contrastive image-text pretraining: a tiny CLIP, its loss, zero-shot use and retrieval.
+
+The recipe of CLIP (Radford et al., ICML 2021): an image tower and a text tower map a batch
+of B matching (image, caption) pairs to L2-normalised embeddings; the B x B matrix of cosine
+similarities, multiplied by a learned scale exp(t), is read as logits; a symmetric
+cross-entropy (InfoNCE, van den Oord, Li & Vinyals 2018) asks every image to pick its own
+caption among the B captions of the batch, and every caption its own image.
+
+    clip_loss(image_emb, text_emb, logit_scale)      the symmetric InfoNCE loss
+    TinyCLIP(image_encoder, text_encoder, ...)        towers + linear projections + scale
+    train_clip(model, images, ids, mask, ...)         a small, seeded training loop
+    embed_images / embed_texts                        embeddings of a whole set, no grad
+    recall_at_k, retrieval_report, random_recall_at_k retrieval metrics and their chance level
+    format_prompts, zero_shot_weights, zero_shot_predict   zero-shot classification
+    search_images                                     text -> image search (the widget's logic)
+    same_key_mask, duplicate_loss_floor, multi_positive_clip_loss   false negatives
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LOGIT_SCALE_MAX = 100.0  # CLIP caps exp(logit_scale) at 100 (temperature >= 0.01)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_embeddings(name: str, emb) -> Tensor:
+    if not isinstance(emb, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, D), got {type(emb).__name__}")
+    if emb.dim() != 2:
+        raise ValueError(f"{name} must have shape (B, D), got shape {tuple(emb.shape)}")
+    if emb.shape[0] < 1 or emb.shape[1] < 1:
+        raise ValueError(f"{name} must have B >= 1 rows and D >= 1 columns, got {tuple(emb.shape)}")
+    if not emb.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {emb.dtype}")
+    return emb
+
+
+def _check_pair(image_emb, text_emb) -> None:
+    _check_embeddings("image_emb", image_emb)
+    _check_embeddings("text_emb", text_emb)
+    if image_emb.shape != text_emb.shape:
+        raise ValueError(
+            "image_emb and text_emb must have the same shape (B, D): row i of each is one "
+            f"matching pair; got image_emb {tuple(image_emb.shape)} and text_emb "
+            f"{tuple(text_emb.shape)}"
+        )
+
+
+def _as_logit_scale(logit_scale, like: Tensor) -> Tensor:
+    if isinstance(logit_scale, bool) or not isinstance(logit_scale, (Tensor, int, float)):
+        raise TypeError(
+            "logit_scale must be a float or a one-element tensor holding log(scale), "
+            f"got {type(logit_scale).__name__}"
+        )
+    if isinstance(logit_scale, Tensor):
+        if logit_scale.numel() != 1:
+            raise ValueError(
+                "logit_scale must hold one number (the log of the scale), got shape "
+                f"{tuple(logit_scale.shape)}"
+            )
+        return logit_scale.reshape(()).float()
+    return torch.tensor(float(logit_scale), device=like.device)
+
+
+def _check_k(k, n: int, what: str = "gallery") -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    if k > n:
+        raise ValueError(f"k={k} is larger than the {what} ({n} items)")
+    return k
+
+
+# --------------------------------------------------------------------------- the loss
+
+
+def effective_scale(logit_scale) -> Tensor:
+    """exp(logit_scale) capped at ``LOGIT_SCALE_MAX`` (100), as in CLIP.
+
+    The cap is a clamp: past it the gradient to ``logit_scale`` is zero, so the learned
+    temperature 1/scale cannot fall below 0.01 and the logits cannot blow up.
+    """
+    scale = _as_logit_scale(logit_scale, torch.empty(0))
+    return scale.exp().clamp(max=LOGIT_SCALE_MAX)
+
+
+def clip_logits(image_emb: Tensor, text_emb: Tensor, logit_scale) -> Tensor:
+    """The (B, B) logits ``scale * image_emb @ text_emb.T``: row i = image i against every caption.
+
+    Computed in float32 whatever the input dtype, so half-precision embeddings cannot
+    overflow or lose the softmax's precision.
+    """
+    _check_pair(image_emb, text_emb)
+    scale = effective_scale(_as_logit_scale(logit_scale, image_emb).to(image_emb.device))
+    return scale * image_emb.float() @ text_emb.float().T
+
+
+def clip_loss(image_emb: Tensor, text_emb: Tensor, logit_scale) -> Tensor:
+    """CLIP's symmetric contrastive loss (InfoNCE in both directions).
+
+    image_emb, text_emb: (B, D); row i of each is a matching pair. They are used as given:
+    the model normalises them (TinyCLIP does), as in open_clip and TorchMultimodal.
+    logit_scale: a float or one-element tensor t; the logits are min(exp(t), 100) * I @ T^T.
+
+        L = ( CE(logits, arange(B)) + CE(logits^T, arange(B)) ) / 2
+
+    Returns a float32 scalar. With uninformative embeddings (all logits equal) L = ln(B).
+    """
+    logits = clip_logits(image_emb, text_emb, logit_scale)
+    targets = torch.arange(logits.shape[0], device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+
+
+def _keep_negatives(b: int, num_negatives: int, generator, device) -> Tensor:
+    """(b, b) bool: the diagonal plus ``num_negatives`` random off-diagonal entries per row."""
+    r = torch.rand(b, b, generator=generator).to(device)
+    r.fill_diagonal_(2.0)  # above every random number: the positive is always kept
+    kth = r.topk(num_negatives + 1, dim=1).values[:, -1:]
+    return r >= kth
+
+
+def clip_loss_few_negatives(
+    image_emb: Tensor,
+    text_emb: Tensor,
+    logit_scale,
+    num_negatives: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``clip_loss`` where each row (and each column) sees its positive and only
+    ``num_negatives`` randomly chosen negatives of the batch, the others masked out.
+
+    It isolates the number of negatives from the batch size: the same pairs, the same
+    positives and the same compute per step, only the softmax's competition changes. With
+    uninformative embeddings it equals ln(num_negatives + 1); with ``num_negatives = B - 1``
+    it is ``clip_loss``.
+    """
+    logits = clip_logits(image_emb, text_emb, logit_scale)
+    b = logits.shape[0]
+    if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) \
+            or not 0 <= num_negatives <= b - 1:
+        raise ValueError(f"num_negatives must be an int in [0, {b - 1}] (B - 1), "
+                         f"got {num_negatives!r}")
+    targets = torch.arange(b, device=logits.device)
+    rows = logits.masked_fill(~_keep_negatives(b, num_negatives, generator, logits.device),
+                              float("-inf"))
+    cols = logits.T.masked_fill(~_keep_negatives(b, num_negatives, generator, logits.device),
+                                float("-inf"))
+    return 0.5 * (F.cross_entropy(rows, targets) + F.cross_entropy(cols, targets))
+
+
+def same_key_mask(keys: Sequence[Hashable], other: Sequence[Hashable] | None = None) -> Tensor:
+    """(N, M) bool matrix, True where ``keys[i] == other[j]`` (``other`` defaults to ``keys``).
+
+    With captions as keys, True off the diagonal marks *false negatives*: pairs that the
+    plain CLIP loss pushes apart although their captions are identical.
+    """
+    if isinstance(keys, (str, bytes)) or not isinstance(keys, Sequence) or len(keys) == 0:
+        raise ValueError("keys must be a non-empty sequence (list of captions, tuples, ids)")
+    other = keys if other is None else other
+    if isinstance(other, (str, bytes)) or not isinstance(other, Sequence) or len(other) == 0:
+        raise ValueError("other must be a non-empty sequence, like keys")
+    codes: dict[Hashable, int] = {}
+    a = torch.tensor([codes.setdefault(k, len(codes)) for k in keys])
+    b = torch.tensor([codes.setdefault(k, len(codes)) for k in other])
+    return a[:, None] == b[None, :]
+
+
+def duplicate_loss_floor(keys: Sequence[Hashable]) -> float:
+    """The lowest value ``clip_loss`` can reach on one batch whose pairs have these keys.
+
+    Pairs with identical captions (equal keys) have identical text embeddings, so the best
+    a model can do is split the probability evenly among the m_i pairs sharing row i's key:
+    floor = mean_i ln(m_i). It is 0 only when every key in the batch is unique.
+    """
+    counts = same_key_mask(keys).sum(dim=1).double()
+    return float(counts.log().mean())
+
+
+def multi_positive_clip_loss(
+    image_emb: Tensor, text_emb: Tensor, logit_scale, positives: Tensor
+) -> Tensor:
+    """The CLIP loss with soft targets: row i's target mass is spread evenly over every j with
+    ``positives[i, j]`` True (e.g. identical captions), instead of only over j = i.
+
+    positives: (B, B) bool with a True diagonal. With ``positives = eye(B)`` this equals
+    ``clip_loss``. This is the multi-positive idea of supervised contrastive learning
+    (Khosla et al., NeurIPS 2020) applied to image-text pairs.
+    """
+    logits = clip_logits(image_emb, text_emb, logit_scale)
+    b = logits.shape[0]
+    if not isinstance(positives, Tensor) or positives.shape != (b, b):
+        got = tuple(positives.shape) if isinstance(positives, Tensor) else type(positives).__name__
+        raise ValueError(f"positives must be a bool tensor of shape ({b}, {b}), got {got}")
+    positives = positives.to(device=logits.device, dtype=torch.bool)
+    if not bool(positives.diagonal().all()):
+        raise ValueError("positives must be True on its diagonal (each pair is its own positive)")
+    targets = positives.float()
+    row_targets = targets / targets.sum(dim=1, keepdim=True)
+    col_targets = targets.T / targets.T.sum(dim=1, keepdim=True)
+    return 0.5 * (
+        F.cross_entropy(logits, row_targets) + F.cross_entropy(logits.T, col_targets)
+    )
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class TinyCLIP(nn.Module):
+    """Two towers, two linear projections into a shared space, L2 normalisation, a scale.
+
+    image_encoder: images (B, C, H, W) -> (B, image_dim)
+    text_encoder:  (ids (B, L) long, mask (B, L) bool) -> (B, text_dim)
+    embed_dim:     size of the shared embedding space
+    temperature:   initial temperature tau; ``logit_scale`` starts at log(1 / tau)
+                   (CLIP: tau = 0.07, i.e. a scale of about 14.3)
+    learn_temperature: True makes ``logit_scale`` a parameter; False freezes it (a buffer)
+    """
+
+    def __init__(
+        self,
+        image_encoder: nn.Module,
+        text_encoder: nn.Module,
+        image_dim: int,
+        text_dim: int,
+        embed_dim: int = 64,
+        temperature: float = 0.07,
+        learn_temperature: bool = True,
+    ):
+        super().__init__()
+        for name, value in (("image_dim", image_dim), ("text_dim", text_dim),
+                            ("embed_dim", embed_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(temperature, (int, float)) or not 0 < temperature <= 100:
+            raise ValueError(f"temperature must be a number in (0, 100], got {temperature!r}")
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.image_dim, self.text_dim, self.embed_dim = image_dim, text_dim, embed_dim
+        # Linear projections without bias, as in CLIP.
+        self.image_projection = nn.Linear(image_dim, embed_dim, bias=False)
+        self.text_projection = nn.Linear(text_dim, embed_dim, bias=False)
+        init = torch.tensor(math.log(1.0 / temperature))
+        if learn_temperature:
+            self.logit_scale = nn.Parameter(init)
+        else:
+            self.register_buffer("logit_scale", init)
+
+    @property
+    def scale(self) -> float:
+        """The scale in use, min(exp(logit_scale), 100)."""
+        return float(effective_scale(self.logit_scale.detach()))
+
+    @property
+    def temperature(self) -> float:
+        """The temperature in use, 1 / scale."""
+        return 1.0 / self.scale
+
+    def _project(self, features: Tensor, projection: nn.Linear, tower: str) -> Tensor:
+        dim = projection.in_features
+        if features.dim() != 2 or features.shape[1] != dim:
+            raise ValueError(
+                f"the {tower} encoder must return (B, {dim}), got {tuple(features.shape)}; "
+                f"check {tower}_dim"
+            )
+        return F.normalize(projection(features), dim=-1)
+
+    def encode_image(self, images: Tensor) -> Tensor:
+        """images (B, C, H, W) -> unit-length embeddings (B, embed_dim)."""
+        if not isinstance(images, Tensor) or images.dim() != 4:
+            got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise ValueError(f"images must be a tensor of shape (B, C, H, W), got {got}")
+        return self._project(self.image_encoder(images), self.image_projection, "image")
+
+    def encode_text(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """ids (B, L) long, mask (B, L) bool (True = real token) -> (B, embed_dim), unit length."""
+        if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.is_floating_point():
+            got = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
+            raise ValueError(f"ids must be an integer tensor of shape (B, L), got {got}")
+        if not isinstance(mask, Tensor) or mask.shape != ids.shape:
+            got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+            raise ValueError(f"mask must be a bool tensor shaped like ids {tuple(ids.shape)}, "
+                             f"got {got}")
+        return self._project(self.text_encoder(ids, mask.bool()), self.text_projection, "text")
+
+    def forward(self, images: Tensor, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns (image_emb (B, E), text_emb (B, E), logit_scale): the inputs of clip_loss."""
+        return self.encode_image(images), self.encode_text(ids, mask), self.logit_scale
+
+    def loss(self, images: Tensor, ids: Tensor, mask: Tensor) -> Tensor:
+        return clip_loss(*self(images, ids, mask))
+
+
+def make_tiny_clip(
+    vocab_size: int,
+    embed_dim: int = 32,
+    width: int = 64,
+    in_channels: int = 3,
+    image_channels: tuple[int, ...] = (16, 32, 64),
+    downsample: int = 2,
+    text_layers: int = 1,
+    temperature: float = 0.07,
+    learn_temperature: bool = True,
+) -> TinyCLIP:
+    """A TinyCLIP on the course's encoders: ``ImageCNN`` and ``TextTransformer``.
+
+    width: output size of both towers; embed_dim: the shared space. ``downsample`` average-
+    pools the images first (32x32 -> 16x16 by default: four times less compute, and fur,
+    pose and background stay visible). The towers are small enough to train on a CPU in
+    seconds; dropout is off because the runs are short.
+    """
+    from mmcourse.encoders import ImageCNN, TextTransformer
+
+    if isinstance(downsample, bool) or not isinstance(downsample, int) or downsample < 1:
+        raise ValueError(f"downsample must be a positive int, got {downsample!r}")
+    cnn = ImageCNN(in_channels, width, channels=tuple(image_channels))
+    image_encoder = nn.Sequential(nn.AvgPool2d(downsample), cnn) if downsample > 1 else cnn
+    text_encoder = TextTransformer(vocab_size, width, num_layers=text_layers, dropout=0.0)
+    return TinyCLIP(image_encoder, text_encoder, width, width, embed_dim,
+                    temperature=temperature, learn_temperature=learn_temperature)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class CLIPHistory:
+    """What ``train_clip`` records: one entry per step, and per epoch for the validation."""
+
+    batch_size: int
+    loss: list[float] = field(default_factory=list)  # training loss per step
+    scale: list[float] = field(default_factory=list)  # min(exp(logit_scale), 100) per step
+    val_recall: list[float] = field(default_factory=list)  # mean R@5 (both directions) per epoch
+
+    @property
+    def chance_loss(self) -> float:
+        """ln(B): the loss of embeddings that carry no information."""
+        return math.log(self.batch_size)
+
+
+def _check_pairs_data(images, ids, mask) -> int:
+    if not isinstance(images, Tensor) or images.dim() != 4:
+        raise ValueError("images must be a tensor of shape (N, C, H, W)")
+    if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.shape[0] != images.shape[0]:
+        raise ValueError(f"ids must be a (N, L) tensor with N = {images.shape[0]} rows, like images")
+    if not isinstance(mask, Tensor) or mask.shape != ids.shape:
+        raise ValueError("mask must be a tensor shaped like ids")
+    return images.shape[0]
+
+
+def train_clip(
+    model: TinyCLIP,
+    images: Tensor,
+    ids: Tensor,
+    mask: Tensor,
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    val: tuple[Tensor, Tensor, Tensor] | None = None,
+    loss_fn: Callable[..., Tensor] | None = None,
+    keys: Sequence[Hashable] | None = None,
+) -> CLIPHistory:
+    """Train ``model`` with AdamW on shuffled mini-batches of (image, caption) pairs.
+
+    images (N, C, H, W), ids/mask (N, L): the training pairs (moved to the model's device).
+    The last incomplete batch is dropped so that every step has exactly ``batch_size``
+    pairs (the loss, and ln(B), depend on B). ``val = (images, ids, mask)`` adds the mean
+    recall@5 of both directions on that set after each epoch. ``keys`` (e.g. the captions)
+    switches to ``multi_positive_clip_loss`` with identical keys as positives.
+    """
+    n = _check_pairs_data(images, ids, mask)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size must be an int in [1, {n}], got {batch_size!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if keys is not None and len(keys) != n:
+        raise ValueError(f"keys must have one entry per pair ({n}), got {len(keys)}")
+    device = next(model.parameters()).device
+    images, ids, mask = images.to(device), ids.to(device), mask.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    history = CLIPHistory(batch_size=batch_size)
+    positives_all = same_key_mask(keys).to(device) if keys is not None else None
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(n, generator=generator).to(device)
+        for start in range(0, n - batch_size + 1, batch_size):
+            idx = order[start:start + batch_size]
+            image_emb, text_emb, logit_scale = model(images[idx], ids[idx], mask[idx])
+            if positives_all is not None:
+                loss = multi_positive_clip_loss(image_emb, text_emb, logit_scale,
+                                                positives_all[idx][:, idx])
+            else:
+                loss = (loss_fn or clip_loss)(image_emb, text_emb, logit_scale)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            history.loss.append(float(loss.detach()))
+            history.scale.append(model.scale)
+        if val is not None:
+            report = retrieval_report(embed_images(model, val[0]), embed_texts(model, *val[1:]),
+                                      ks=(5,))
+            history.val_recall.append(0.5 * (report["image→text R@5"] + report["text→image R@5"]))
+    return history
+
+
+@torch.no_grad()
+def embed_images(model: TinyCLIP, images: Tensor, batch_size: int = 500) -> Tensor:
+    """Unit-length embeddings (N, E) of ``images`` (N, C, H, W), in eval mode, on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    parts = [model.encode_image(images[i:i + batch_size].to(device)).float().cpu()
+             for i in range(0, len(images), batch_size)]
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def embed_texts(model: TinyCLIP, ids: Tensor, mask: Tensor, batch_size: int = 500) -> Tensor:
+    """Unit-length embeddings (N, E) of tokenised captions, in eval mode, on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    parts = [model.encode_text(ids[i:i + batch_size].to(device),
+                               mask[i:i + batch_size].to(device)).float().cpu()
+             for i in range(0, len(ids), batch_size)]
+    return torch.cat(parts)
+
+
+def text_embedder(model: TinyCLIP, vocab, max_len: int) -> Callable[[list[str]], Tensor]:
+    """A function ``texts -> (n, E)`` embeddings, tokenising with ``vocab.encode(texts, max_len)``."""
+
+    def encode(texts: list[str]) -> Tensor:
+        ids, mask = vocab.encode(list(texts), max_len)
+        return embed_texts(model, ids, mask)
+
+    return encode
+
+
+# --------------------------------------------------------------------------- retrieval
+
+
+def _relevance(relevant, n_query: int, n_gallery: int) -> Tensor:
+    if relevant is None:
+        if n_query != n_gallery:
+            raise ValueError(
+                f"similarity is {n_query} x {n_gallery}; without `relevant` it must be square "
+                "(query i matches gallery item i)"
+            )
+        return torch.eye(n_query, dtype=torch.bool)
+    if not isinstance(relevant, Tensor):
+        relevant = torch.as_tensor(relevant)
+    if relevant.dim() == 1:
+        if relevant.shape[0] != n_query or relevant.is_floating_point() or relevant.dtype == torch.bool:
+            raise ValueError(f"relevant as indices must be an int tensor of shape ({n_query},)")
+        if relevant.min() < 0 or relevant.max() >= n_gallery:
+            raise ValueError(f"relevant indices must lie in [0, {n_gallery})")
+        return F.one_hot(relevant.long(), n_gallery).bool()
+    if relevant.shape != (n_query, n_gallery):
+        raise ValueError(
+            f"relevant must be None, ({n_query},) indices or a ({n_query}, {n_gallery}) bool "
+            f"matrix, got shape {tuple(relevant.shape)}"
+        )
+    relevant = relevant.bool()
+    if not bool(relevant.any(dim=1).all()):
+        raise ValueError("every query needs at least one relevant gallery item in `relevant`")
+    return relevant
+
+
+def retrieval_ranks(similarity: Tensor, relevant=None) -> Tensor:
+    """(N_query,) 0-based rank of the best-scored relevant item for each query.
+
+    Rank = how many irrelevant gallery items score at least as high as the best relevant
+    one: ties count against the query (a pessimistic, deterministic rule).
+    similarity (N_query, N_gallery); relevant: None (square; query i <-> item i), (N_query,)
+    gallery indices, or a (N_query, N_gallery) bool matrix (any relevant item counts).
+    """
+    if not isinstance(similarity, Tensor) or similarity.dim() != 2:
+        got = tuple(similarity.shape) if isinstance(similarity, Tensor) else type(similarity).__name__
+        raise ValueError(f"similarity must be a (N_query, N_gallery) tensor, got {got}")
+    sim = similarity.detach().float().cpu()
+    rel = _relevance(relevant, *sim.shape).cpu()
+    best = sim.masked_fill(~rel, float("-inf")).max(dim=1, keepdim=True).values
+    return ((sim >= best) & ~rel).sum(dim=1)
+
+
+def recall_at_k(similarity: Tensor, k: int, relevant=None) -> float:
+    """Fraction of queries whose relevant item is among the k highest-scored gallery items."""
+    if not isinstance(similarity, Tensor) or similarity.dim() != 2:
+        got = tuple(similarity.shape) if isinstance(similarity, Tensor) else type(similarity).__name__
+        raise ValueError(f"similarity must be a (N_query, N_gallery) tensor, got {got}")
+    _check_k(k, similarity.shape[1])
+    return float((retrieval_ranks(similarity, relevant) < k).float().mean())
+
+
+def random_recall_at_k(n_gallery: int, k: int, n_relevant: int = 1) -> float:
+    """Expected recall@k of a random ranking: 1 - C(N - r, k) / C(N, k); k / N when r = 1."""
+    if isinstance(n_gallery, bool) or not isinstance(n_gallery, int) or n_gallery < 1:
+        raise ValueError(f"n_gallery must be a positive int, got {n_gallery!r}")
+    _check_k(k, n_gallery)
+    if not isinstance(n_relevant, int) or not 1 <= n_relevant <= n_gallery:
+        raise ValueError(f"n_relevant must be an int in [1, {n_gallery}], got {n_relevant!r}")
+    return 1.0 - math.comb(n_gallery - n_relevant, k) / math.comb(n_gallery, k)
+
+
+def retrieval_report(
+    image_emb: Tensor, text_emb: Tensor, ks: Sequence[int] = (1, 5, 10), relevant=None
+) -> dict[str, float]:
+    """Recall@k in both directions for N matching pairs (row i of each is a pair).
+
+    Keys like "image→text R@5" and "text→image R@5". ``relevant`` (N, N) bool marks extra
+    correct captions for each image (e.g. identical captions); its transpose is used for
+    text→image.
+    """
+    _check_pair(image_emb, text_emb)
+    sim = image_emb.detach().float().cpu() @ text_emb.detach().float().cpu().T
+    rel_t = None
+    if relevant is not None:
+        relevant = _relevance(relevant, *sim.shape)
+        rel_t = relevant.T
+    out = {}
+    for k in ks:
+        out[f"image→text R@{k}"] = recall_at_k(sim, k, relevant)
+        out[f"text→image R@{k}"] = recall_at_k(sim.T, k, rel_t)
+    return out
+
+
+# --------------------------------------------------------------------------- zero-shot
+
+
+def format_prompts(class_names: Sequence[str], templates: Sequence[str]) -> list[list[str]]:
+    """One prompt per (class, template): ``templates`` contain "{}" where the name goes.
+
+    >>> format_prompts(["cat", "dog"], ["a photo of a {}", "a {} pet"])
+    [['a photo of a cat', 'a cat pet'], ['a photo of a dog', 'a dog pet']]
+    """
+    if isinstance(class_names, str) or not class_names:
+        raise ValueError("class_names must be a non-empty list of strings")
+    if isinstance(templates, str) or not templates:
+        raise ValueError("templates must be a non-empty list of strings with one '{}' each")
+    for template in templates:
+        if not isinstance(template, str) or template.count("{}") != 1:
+            raise ValueError(f"each template needs exactly one '{{}}' placeholder, got {template!r}")
+    return [[template.format(name) for template in templates] for name in class_names]
+
+
+def zero_shot_weights(
+    encode_text: Callable[[list[str]], Tensor],
+    class_names: Sequence[str],
+    templates: Sequence[str],
+) -> Tensor:
+    """(C, E) class embeddings: the mean of the normalised prompt embeddings of each class,
+    normalised again (CLIP's prompt ensembling). ``encode_text(list_of_str) -> (n, E)``."""
+    prompts = format_prompts(class_names, templates)
+    flat = [p for group in prompts for p in group]
+    emb = encode_text(flat)
+    if not isinstance(emb, Tensor) or emb.dim() != 2 or emb.shape[0] != len(flat):
+        raise ValueError(f"encode_text must return a ({len(flat)}, E) tensor for {len(flat)} prompts")
+    emb = F.normalize(emb.float(), dim=-1).reshape(len(class_names), len(templates), -1)
+    return F.normalize(emb.mean(dim=1), dim=-1)
+
+
+def zero_shot_predict(image_emb: Tensor, class_weights: Tensor) -> tuple[Tensor, Tensor]:
+    """Predicted class (N,) and cosine scores (N, C) of unit-length ``image_emb`` (N, E)."""
+    _check_embeddings("image_emb", image_emb)
+    _check_embeddings("class_weights", class_weights)
+    if image_emb.shape[1] != class_weights.shape[1]:
+        raise ValueError(
+            f"image_emb has {image_emb.shape[1]} dimensions but class_weights has "
+            f"{class_weights.shape[1]}"
+        )
+    scores = image_emb.float() @ class_weights.float().to(image_emb.device).T
+    return scores.argmax(dim=1), scores
+
+
+# --------------------------------------------------------------------------- search
+
+
+def search_images(
+    query: str,
+    encode_text: Callable[[list[str]], Tensor],
+    image_emb: Tensor,
+    k: int = 5,
+) -> tuple[Tensor, Tensor]:
+    """Text -> image search: indices (k,) of the ``image_emb`` rows most similar to ``query``,
+    best first, and their cosine similarities (k,). The widget of notebook 06 calls this."""
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError(f"query must be a non-empty string, got {query!r}")
+    _check_embeddings("image_emb", image_emb)
+    _check_k(k, image_emb.shape[0], "image set")
+    q = encode_text([query])
+    if not isinstance(q, Tensor) or q.shape != (1, image_emb.shape[1]):
+        raise ValueError(f"encode_text must return a (1, {image_emb.shape[1]}) tensor for one query")
+    scores = image_emb.float() @ F.normalize(q.float(), dim=-1).to(image_emb.device)[0]
+    top = torch.topk(scores, k)
+    return top.indices, top.values

@@ -1,0 +1,339 @@
+"""Experiments of notebook 03 (fusion), as small tested functions.
+
+* ``make_xor_modalities``: the "XOR of modalities" task, where each modality alone carries no
+  information about the label and additive fusion cannot succeed.
+* ``av_digit_features`` and ``compare_fusions``: every fusion operator on the audio-visual
+  digits, with fixed simple features, several seeds, parameters and time.
+* ``two_noisy_views``, ``gated_score``, ``gate_accuracy``, ``optimal_gate``,
+  ``plot_gate_demo``: the logic behind the widget where a gate moves a decision boundary.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmcourse import fusion as F
+from mmcourse.models import MultimodalClassifier
+from mmcourse.utils import seed_everything
+
+__all__ = [
+    "make_xor_modalities",
+    "train_full_batch",
+    "accuracy_of",
+    "av_digit_features",
+    "fusion_zoo",
+    "compare_fusions",
+    "two_noisy_views",
+    "gated_score",
+    "gate_accuracy",
+    "optimal_gate",
+    "plot_gate_demo",
+]
+
+
+def _positive_int(value, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# The XOR of modalities
+# --------------------------------------------------------------------------------------------
+
+
+def make_xor_modalities(
+    n: int = 400, noise: float = 0.3, dim: int = 2, seed: int = 0
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """A task that only an interaction between modalities can solve.
+
+    Each example has two hidden bits s_a, s_b in {-1, +1} (independent, fair coins). Modality
+    "a" shows s_a in its first feature, modality "b" shows s_b in its first feature, both with
+    Gaussian noise of std ``noise``; the other ``dim - 1`` features are pure noise. The label
+    is XOR: y = 1 when s_a != s_b. Each modality alone is independent of y (50 % at best), and
+    no linear score w_a . x_a + w_b . x_b + c can separate the classes: the label depends on
+    the PRODUCT s_a * s_b, an interaction that additive fusion does not contain.
+
+    Returns ({"a": (n, dim), "b": (n, dim)} float32, labels (n,) int64).
+    """
+    _positive_int(n, "n")
+    _positive_int(dim, "dim")
+    if not noise >= 0:
+        raise ValueError(f"noise must be a non-negative std, got {noise!r}")
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randint(0, 2, (n, 2), generator=g) * 2 - 1  # the two hidden bits
+    x = noise * torch.randn(n, 2, dim, generator=g)
+    x[:, :, 0] += s.float()
+    labels = (s[:, 0] != s[:, 1]).long()
+    return {"a": x[:, 0].contiguous(), "b": x[:, 1].contiguous()}, labels
+
+
+# --------------------------------------------------------------------------------------------
+# Training on one full batch
+# --------------------------------------------------------------------------------------------
+
+
+def _check_batch(batch, labels) -> None:
+    if not isinstance(batch, Mapping) or not batch:
+        raise TypeError(f"batch must be a non-empty dict of tensors, got {type(batch).__name__}")
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long or labels.ndim != 1:
+        raise ValueError("labels must be a 1-D int64 tensor of class indices")
+    for key, value in batch.items():
+        if not isinstance(value, torch.Tensor) or value.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"batch[{key!r}] must be a tensor with {labels.shape[0]} rows (one per label)"
+            )
+
+
+def train_full_batch(
+    model: nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    labels: torch.Tensor,
+    epochs: int = 200,
+    lr: float = 0.01,
+    weight_decay: float = 0.0,
+) -> list[float]:
+    """Adam on the whole training set at once (small data: one step per epoch, no loader).
+
+    ``model(batch)`` must return logits (B, C). Returns the loss per epoch. For validation,
+    early stopping and checkpoints use ``mmcourse.train.fit`` with ``[batch]`` as loader.
+    """
+    _check_batch(batch, labels)
+    _positive_int(epochs, "epochs")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    model.train()
+    losses = []
+    for _ in range(epochs):
+        loss = nn.functional.cross_entropy(model(batch), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def accuracy_of(model: nn.Module, batch: Mapping[str, torch.Tensor], labels: torch.Tensor) -> float:
+    """Fraction of correct argmax predictions of ``model(batch)``."""
+    _check_batch(batch, labels)
+    model.eval()
+    return (model(batch).argmax(1) == labels).float().mean().item()
+
+
+# --------------------------------------------------------------------------------------------
+# Audio-visual digits: simple fixed features and the comparison of all operators
+# --------------------------------------------------------------------------------------------
+
+
+def av_digit_features(data, n_mfcc: int = 13) -> dict[str, torch.Tensor]:
+    """Fixed, cheap features of ``mmcourse.datasets.load_av_digits()``, standardised with the
+    training split's mean and std (no statistics leak from validation or test).
+
+    Returns a dict of float32 tensors, N rows each:
+      "image"     (N, 64)            the degraded 8x8 image, flattened
+      "audio"     (N, 2 * n_mfcc)    MFCCs pooled over time: mean and std of each coefficient
+      "image_seq" (N, 8, 8)          the image as a sequence of 8 rows (for cross-attention)
+      "audio_seq" (N, frames, n_mfcc) the MFCC frames as a sequence (for cross-attention)
+    """
+    from mmcourse.audio import mfcc
+
+    for name in ("images", "audio", "split", "sample_rate"):
+        if not hasattr(data, name):
+            raise TypeError(f"data must be an AVDigits set (it has no {name!r}); use load_av_digits()")
+    train = torch.as_tensor(np.asarray(data.split) == "train")
+    if not train.any():
+        raise ValueError("data has no 'train' rows to compute the standardisation from")
+
+    def standardise(x: torch.Tensor) -> torch.Tensor:
+        flat = x[train].reshape(-1, x.shape[-1])  # statistics per last-axis feature
+        return (x - flat.mean(0)) / (flat.std(0) + 1e-6)
+
+    images = torch.as_tensor(np.asarray(data.images, dtype=np.float32))
+    coeffs = mfcc(torch.as_tensor(np.asarray(data.audio, dtype=np.float32)), data.sample_rate,
+                  n_mfcc=n_mfcc)  # (N, n_mfcc, frames)
+    pooled = torch.cat([coeffs.mean(-1), coeffs.std(-1)], dim=1)
+    return {
+        "image": standardise(images.reshape(len(images), -1)),
+        "audio": standardise(pooled),
+        "image_seq": standardise(images.reshape(len(images), 8, 8)),
+        "audio_seq": standardise(coeffs.transpose(1, 2).contiguous()),
+    }
+
+
+def fusion_zoo(in_dims: Sequence[int], num_classes: int, dim: int = 32) -> dict[str, Callable]:
+    """One factory per operator, each giving a fused vector of about ``dim`` units (late
+    fusion gives class scores). Used to compare the operators on equal terms."""
+    return {
+        "concat": lambda: F.ConcatFusion(in_dims, dim, activation="relu"),
+        "weighted": lambda: F.WeightedFusion(in_dims, dim),
+        "late (mean)": lambda: F.LateFusion(in_dims, num_classes, mode="mean"),
+        "late (product)": lambda: F.LateFusion(in_dims, num_classes, mode="product"),
+        "attention": lambda: F.AttentionFusion(in_dims, dim),
+        "GMU": lambda: F.GatedFusion(in_dims, dim),
+        "TFN": lambda: F.TensorFusion(in_dims, dim),
+        "LMF": lambda: F.LowRankFusion(in_dims, dim, rank=4),
+        "FiLM": lambda: F.FiLMFusion(in_dims, dim),
+    }
+
+
+def compare_fusions(
+    builders: Mapping[str, Callable[[], nn.Module]],
+    features: Mapping[str, torch.Tensor],
+    labels,
+    split,
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int = 150,
+    lr: float = 0.01,
+    weight_decay: float = 1e-4,
+    device: torch.device | str = "cpu",
+):
+    """Train every model of ``builders`` with every seed; test accuracy, size and time.
+
+    ``builders[name]()`` returns a fresh model (called after seeding, so initialisation
+    follows the seed) that takes a batch dict from ``features``. Training is full-batch Adam
+    on the "train" rows for ``epochs`` steps; the weights of the epoch with the best
+    validation accuracy are kept (``mmcourse.train.fit``) and scored on the "test" rows.
+
+    Returns a pandas DataFrame, one row per (model, seed): model, seed, test_accuracy,
+    val_accuracy, parameters, seconds.
+    """
+    import pandas as pd
+
+    from mmcourse.train import fit
+
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    split = np.asarray(split)
+    if split.shape != (len(labels),):
+        raise ValueError(f"split must have one entry per label ({len(labels)}), got {split.shape}")
+    if not seeds:
+        raise ValueError("seeds must list at least one seed")
+
+    def part(name: str) -> dict[str, torch.Tensor]:
+        rows = torch.as_tensor(split == name)
+        if not rows.any():
+            raise ValueError(f"split has no {name!r} rows")
+        batch = {k: v[rows].to(device) for k, v in features.items()}
+        batch["label"] = labels[rows].to(device)
+        return batch
+
+    train, val, test = part("train"), part("val"), part("test")
+    rows = []
+    for name, build in builders.items():
+        for seed in seeds:
+            seed_everything(seed)
+            model = build().to(device)
+            start = time.perf_counter()
+            fit(model, [train], [val], epochs=epochs, lr=lr, weight_decay=weight_decay,
+                monitor="val_accuracy", progress=False)
+            seconds = time.perf_counter() - start
+            with torch.no_grad():
+                val_acc = (model(val).argmax(1) == val["label"]).float().mean().item()
+                test_acc = (model(test).argmax(1) == test["label"]).float().mean().item()
+            rows.append({"model": name, "seed": seed, "test_accuracy": test_acc,
+                         "val_accuracy": val_acc, "parameters": F.count_parameters(model),
+                         "seconds": seconds})
+    return pd.DataFrame(rows)
+
+
+def classifier_builders(
+    zoo: Mapping[str, Callable[[], nn.Module]],
+    encoders: Mapping[str, Callable[[], nn.Module]],
+    num_classes: int,
+) -> dict[str, Callable[[], MultimodalClassifier]]:
+    """Wrap fusion factories into classifier factories sharing the same encoder factories."""
+    return {name: (lambda make=make: MultimodalClassifier(
+        {k: enc() for k, enc in encoders.items()}, make(), num_classes))
+        for name, make in zoo.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# The gate widget: two noisy views of one binary label
+# --------------------------------------------------------------------------------------------
+
+
+def two_noisy_views(
+    n: int = 400, sigma_a: float = 0.6, sigma_b: float = 1.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two scalar "modalities" of one binary label: a = m + N(0, sigma_a^2), b = m + N(0, sigma_b^2),
+    with m = -1 for class 0 and +1 for class 1 (balanced). Returns (a, b, y) float, float, int."""
+    _positive_int(n, "n")
+    if not (sigma_a > 0 and sigma_b > 0):
+        raise ValueError(f"sigma_a and sigma_b must be positive, got {sigma_a!r}, {sigma_b!r}")
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    m = 2.0 * y - 1.0
+    return m + sigma_a * rng.standard_normal(n), m + sigma_b * rng.standard_normal(n), y
+
+
+def _check_gate(gate) -> float:
+    if not isinstance(gate, (int, float)) or not 0.0 <= gate <= 1.0:
+        raise ValueError(f"gate must be a number in [0, 1], got {gate!r}")
+    return float(gate)
+
+
+def gated_score(a, b, gate: float) -> np.ndarray:
+    """The fused score g * a + (1 - g) * b: a GMU with a fixed gate g and identity candidates
+    (or a weighted fusion with weights g and 1 - g). Predict class 1 when it is > 0."""
+    g = _check_gate(gate)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
+    return g * a + (1.0 - g) * b
+
+
+def gate_accuracy(a, b, y, gate: float) -> float:
+    """Accuracy of the rule "class 1 when g * a + (1 - g) * b > 0"."""
+    score = gated_score(a, b, gate)
+    y = np.asarray(y)
+    if y.shape != score.shape:
+        raise ValueError(f"y must have the shape of a and b {score.shape}, got {y.shape}")
+    return float(np.mean((score > 0) == (y == 1)))
+
+
+def optimal_gate(sigma_a: float, sigma_b: float) -> float:
+    """The Bayes-optimal gate for ``two_noisy_views``: weight each view by its precision,
+    g = (1/sigma_a^2) / (1/sigma_a^2 + 1/sigma_b^2) = sigma_b^2 / (sigma_a^2 + sigma_b^2)."""
+    if not (sigma_a > 0 and sigma_b > 0):
+        raise ValueError(f"sigma_a and sigma_b must be positive, got {sigma_a!r}, {sigma_b!r}")
+    return sigma_b**2 / (sigma_a**2 + sigma_b**2)
+
+
+def boundary_line(gate: float, span: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+    """Two end points (xs, ys) of the decision boundary g * a + (1 - g) * b = 0 in the
+    (a, b) plane, within [-span, span]."""
+    g = _check_gate(gate)
+    if g == 1.0:  # b does not count: the boundary is the vertical line a = 0
+        return np.array([0.0, 0.0]), np.array([-span, span])
+    a = np.array([-span, span])
+    b = -g / (1.0 - g) * a
+    return a, np.clip(b, -10 * span, 10 * span)
+
+
+def plot_gate_demo(a, b, y, gate: float, ax=None):
+    """Scatter the two views, draw the boundary of gate ``g`` and report its accuracy."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.2))
+    y = np.asarray(y)
+    ax.scatter(a[y == 0], b[y == 0], s=8, alpha=0.5, label="class 0")
+    ax.scatter(a[y == 1], b[y == 1], s=8, alpha=0.5, label="class 1")
+    xs, ys = boundary_line(gate)
+    ax.plot(xs, ys, "k-", lw=2, label="boundary")
+    ax.set(xlim=(-4, 4), ylim=(-4, 4), xlabel="modality a", ylabel="modality b",
+           title=f"gate g = {gate:.2f}: accuracy {gate_accuracy(a, b, y, gate):.1%}")
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
+def gate_sweep(a, b, y, gates=None) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy for each gate in ``gates`` (default 101 values from 0 to 1)."""
+    gates = np.linspace(0, 1, 101) if gates is None else np.asarray(gates, dtype=float)
+    return gates, np.array([gate_accuracy(a, b, y, float(g)) for g in gates])

@@ -1,0 +1,181 @@
+"""Robustness of multimodal models: missing modalities, modality dropout, noise and occlusion.
+
+Missing inputs are marked with NaN, the convention of pandas and scikit-learn: a row of
+``batch[name]`` that is entirely NaN means "this sample has no ``name`` modality". A model
+that does not handle missing inputs then fails loudly (NaN logits) instead of silently.
+Three ways of coping, compared in notebook 04:
+
+* zero-filling: ``MissingAware(encoder, learned=False)`` feeds zeros to the encoder;
+* a learned "missing" embedding: ``MissingAware(encoder, learned=True)`` replaces the
+  encoder's output by a trained vector;
+* modality dropout (ModDrop; Neverova et al., 2016, IEEE TPAMI): ``ModalityDropout(model)``
+  hides modalities at random during training, so the model learns to cope without them.
+
+and two corruptions for robustness sweeps: ``add_noise_snr`` (audio) and ``occlude`` (images).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+Batch = dict[str, torch.Tensor]
+
+
+def missing_rows(x: torch.Tensor) -> torch.Tensor:
+    """Bool (B,): True where a sample's input is entirely NaN (the modality is missing)."""
+    if not torch.is_tensor(x) or x.ndim < 1:
+        raise TypeError(f"x must be a tensor with a batch axis, got {type(x).__name__}")
+    if not x.is_floating_point():
+        return torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    return torch.isnan(x.reshape(x.shape[0], -1)).all(dim=1)
+
+
+def drop_modality(batch: Batch, name: str, rows: torch.Tensor | None = None) -> Batch:
+    """A copy of ``batch`` where modality ``name`` is missing (NaN) for ``rows``.
+
+    ``rows`` is a bool mask (B,); None means every sample. Other entries are shared, not copied.
+    """
+    if not isinstance(batch, dict) or name not in batch:
+        keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+        raise KeyError(f"batch has no modality {name!r} to drop (keys: {keys})")
+    x = batch[name]
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise TypeError(f"batch[{name!r}] must be a float tensor to be marked missing")
+    if rows is None:
+        rows = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+    if rows.dtype != torch.bool or rows.shape != (x.shape[0],):
+        raise ValueError(f"rows must be a bool mask of shape ({x.shape[0]},), "
+                         f"got {rows.dtype} {tuple(rows.shape)}")
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    out = dict(batch)
+    out[name] = torch.where(rows.to(x.device).view(shape), torch.full_like(x, float("nan")), x)
+    return out
+
+
+class MissingAware(nn.Module):
+    """Wrap an encoder so that it accepts missing inputs (rows that are all NaN).
+
+    Missing rows are replaced by zeros before the encoder (zero-filling). With
+    ``learned=True`` their output features are then replaced by a learned vector
+    ``self.missing`` (out_dim,), the "missing" embedding; it only learns something if the
+    model sees missing samples during training (e.g. with ``ModalityDropout``).
+    Shapes: x (B, ...) -> (B, out_dim), like the wrapped encoder.
+    """
+
+    def __init__(self, encoder: nn.Module, out_dim: int | None = None, learned: bool = False):
+        super().__init__()
+        if not isinstance(encoder, nn.Module):
+            raise TypeError(f"encoder must be an nn.Module, got {type(encoder).__name__}")
+        out_dim = out_dim if out_dim is not None else getattr(encoder, "out_dim", None)
+        if not isinstance(out_dim, int) or out_dim < 1:
+            raise ValueError("out_dim must be a positive int (the encoder has no .out_dim)")
+        self.encoder, self.out_dim, self.learned = encoder, out_dim, learned
+        self.missing = nn.Parameter(torch.zeros(out_dim)) if learned else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        absent = missing_rows(x)
+        if not absent.any():
+            return self.encoder(x)
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        features = self.encoder(torch.where(absent.view(shape), torch.zeros_like(x), x))
+        if self.learned:
+            features = torch.where(absent[:, None], self.missing.to(features.dtype), features)
+        return features
+
+
+def modality_dropout_mask(batch_size: int, num_modalities: int, p: float,
+                          generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bool (B, M): True where modality m of sample b is dropped.
+
+    Each sample, with probability ``p``, loses exactly one modality chosen uniformly, so no
+    sample ever loses all of them (the ModDrop recipe for two modalities).
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not isinstance(num_modalities, int) or num_modalities < 2:
+        raise ValueError(f"num_modalities must be an int >= 2, got {num_modalities!r}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+    drop = torch.rand(batch_size, generator=generator) < p
+    which = torch.randint(num_modalities, (batch_size,), generator=generator)
+    mask = torch.zeros(batch_size, num_modalities, dtype=torch.bool)
+    mask[drop, which[drop]] = True
+    return mask
+
+
+class ModalityDropout(nn.Module):
+    """Train ``model`` with modalities hidden at random (ModDrop, Neverova et al. 2016).
+
+    In training mode each sample loses one of ``modalities`` with probability ``p`` (marked
+    NaN, see ``drop_modality``); in eval mode the batch passes through untouched. The
+    wrapped model must cope with missing inputs, e.g. encoders wrapped in ``MissingAware``.
+    The random draws use the global PyTorch generator, so ``fit(seed=...)`` makes them
+    reproducible.
+    """
+
+    def __init__(self, model: nn.Module, modalities: Sequence[str], p: float = 0.5):
+        super().__init__()
+        if isinstance(modalities, str) or len(modalities) < 2:
+            raise ValueError(f"modalities must list at least 2 batch keys, got {modalities!r}")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+        self.model, self.modalities, self.p = model, list(modalities), p
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        if self.training and self.p > 0:
+            n = batch["label"].shape[0] if "label" in batch else batch[self.modalities[0]].shape[0]
+            mask = modality_dropout_mask(n, len(self.modalities), self.p)
+            for m, name in enumerate(self.modalities):
+                if mask[:, m].any():
+                    batch = drop_modality(batch, name, mask[:, m])
+        return self.model(batch)
+
+
+# ----------------------------------------------------------------------------- corruptions
+
+
+def add_noise_snr(waveform, snr_db: float, seed: int = 0) -> torch.Tensor:
+    r"""Add white Gaussian noise to each clip at signal-to-noise ratio ``snr_db``.
+
+    :math:`\mathrm{SNR_{dB}} = 10 \log_{10}(P_\text{signal} / P_\text{noise})`, with P the
+    mean square of each clip (B, T), so the noise power is ``P_signal / 10**(snr_db / 10)``.
+    Returns a new float tensor; ``snr_db=float('inf')`` returns the clips unchanged.
+    """
+    x = torch.as_tensor(waveform)
+    if not x.is_floating_point() or x.ndim < 1:
+        raise TypeError(f"waveform must be a float array/tensor (..., T), got {x.dtype}")
+    if snr_db == float("inf"):
+        return x.clone()
+    if not isinstance(snr_db, (int, float)) or snr_db != snr_db:
+        raise ValueError(f"snr_db must be a number (dB), got {snr_db!r}")
+    generator = torch.Generator().manual_seed(seed)
+    power = x.pow(2).mean(dim=-1, keepdim=True)
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    return x + noise * torch.sqrt(power / 10 ** (snr_db / 10))
+
+
+def occlude(images, size: int, seed: int = 0, value: float = 0.0) -> torch.Tensor:
+    """Hide a ``size`` x ``size`` square at a random position of each image (B, C, H, W).
+
+    The square lies fully inside the image; ``size=0`` returns a copy unchanged.
+    """
+    x = torch.as_tensor(images)
+    if x.ndim != 4 or not x.is_floating_point():
+        raise ValueError(f"images must be float (B, C, H, W), got {x.dtype} {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if not isinstance(size, int) or not 0 <= size <= min(h, w):
+        raise ValueError(f"size must be an int in [0, {min(h, w)}], got {size!r}")
+    out = x.clone()
+    if size == 0:
+        return out
+    generator = torch.Generator().manual_seed(seed)
+    top = torch.randint(h - size + 1, (x.shape[0],), generator=generator)
+    left = torch.randint(w - size + 1, (x.shape[0],), generator=generator)
+    rows = torch.arange(h)[None, :, None]
+    cols = torch.arange(w)[None, None, :]
+    inside = ((rows >= top[:, None, None]) & (rows < top[:, None, None] + size)
+              & (cols >= left[:, None, None]) & (cols < left[:, None, None] + size))
+    return out.masked_fill(inside[:, None].to(x.device), value)

@@ -1,0 +1,69 @@
+"""Reproducibility, device choice and an environment report for bug reports."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int = 0) -> int:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) so that a run can be repeated.
+
+    Returns the seed, so that a notebook can print what it used.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return seed
+
+
+def get_device(prefer: str = "auto") -> torch.device:
+    """The device to compute on: CUDA when present (``prefer="auto"``), else the CPU.
+
+    ``prefer="cpu"`` forces the CPU, ``prefer="cuda"`` demands a GPU and fails clearly
+    without one. The environment variable ``MMCOURSE_DEVICE`` overrides ``"auto"``.
+    """
+    if prefer not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"prefer must be 'auto', 'cpu' or 'cuda', got {prefer!r}")
+    if prefer == "auto":
+        prefer = os.environ.get("MMCOURSE_DEVICE", "auto")
+    if prefer == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if prefer == "cuda":
+        raise RuntimeError("prefer='cuda' was asked for, but PyTorch sees no CUDA device")
+    return torch.device("cpu")
+
+
+def env_report(print_it: bool = True) -> dict:
+    """Versions, device and threads: paste this into a bug report.
+
+    Returns the report as a dict; prints it as aligned lines unless ``print_it=False``.
+    """
+    import torchvision
+
+    device = get_device()
+    report = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(terse=True),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else "none",
+        "torch threads": torch.get_num_threads(),
+        "cpu cores": os.cpu_count(),
+    }
+    if print_it:
+        width = max(map(len, report))
+        for key, value in report.items():
+            print(f"{key:<{width}}  {value}")
+    return report

@@ -1,0 +1,322 @@
+"""mmcourse.train: learning, reproducibility, early stopping, checkpoints, clipping, errors."""
+
+import matplotlib
+
+matplotlib.use("agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from mmcourse import metrics as M
+from mmcourse import seed_everything
+from mmcourse.train import (
+    History,
+    evaluate,
+    fit,
+    load_checkpoint,
+    mean_std,
+    predict_proba,
+    save_checkpoint,
+)
+
+
+class DictData(Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"x": self.x[i], "label": self.y[i]}
+
+
+class MLP(nn.Module):
+    """Takes the batch dict, returns logits: the contract of mmcourse.train."""
+
+    def __init__(self, d=8, k=3, hidden=16, p=0.2):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(d, hidden), nn.ReLU(), nn.Dropout(p), nn.Linear(hidden, k)
+        )
+
+    def forward(self, batch):
+        return self.net(batch["x"])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models run fastest on one thread; with several, a busy CPU makes them crawl.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def blobs(n=240, d=8, k=3, seed=0, flip=False):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % k
+    centers = torch.randn(k, d, generator=torch.Generator().manual_seed(99)) * 2
+    x = centers[y] + torch.randn(n, d, generator=g)
+    if flip:  # same inputs, other labels: what the model learns hurts on this set
+        y = (y + 1) % k
+    return x, y
+
+
+def loader(x, y, batch_size=32, shuffle=True, seed=0):
+    return DataLoader(
+        DictData(x, y),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def test_fit_learns_and_records_history():
+    seed_everything(0)
+    model = MLP()
+    history = fit(
+        model,
+        loader(*blobs()),
+        loader(*blobs(seed=1), shuffle=False),
+        epochs=15,
+        lr=1e-2,
+        metrics=("accuracy", "macro_f1", "ece"),
+        progress=False,
+    )
+    assert isinstance(history, History) and len(history) == 15
+    assert history["epoch"] == list(range(1, 16))
+    assert history["val_accuracy"][-1] > 0.9
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert set(history.records) >= {"lr", "train_accuracy", "val_loss", "val_macro_f1", "val_ece"}
+    assert history.monitor == "val_loss" and not history.stopped_early
+    df = history.to_dataframe()
+    assert len(df) == 15 and "val_accuracy" in df
+    axes = history.plot()
+    assert len(axes) == 2
+    plt.close("all")
+
+
+def test_full_batch_list_loader():
+    seed_everything(0)
+    x, y = blobs()
+    history = fit(MLP(), [{"x": x, "label": y}], epochs=30, lr=3e-2, progress=False)
+    assert history["train_accuracy"][-1] > 0.9
+    assert history.monitor == "train_loss"
+
+
+def test_two_seeded_runs_give_identical_histories():
+    runs = []
+    train = loader(*blobs())  # the same DataLoader reused: fit must reseed its generator
+    for _ in range(2):
+        seed_everything(0)
+        model = MLP(p=0.5)  # dropout: the global RNG matters too
+        history = fit(
+            model,
+            train,
+            [dict(zip(("x", "label"), blobs(seed=1), strict=True))],
+            epochs=5,
+            lr=1e-2,
+            seed=123,
+            progress=False,
+        )
+        runs.append((history, [p.detach().clone() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert runs[0][0].records == runs[1][0].records
+    for a, b in zip(runs[0][1], runs[1][1], strict=True):
+        assert torch.equal(a, b)
+    # and a different seed gives a different run
+    seed_everything(0)
+    other = fit(MLP(p=0.5), train, epochs=5, lr=1e-2, seed=7, progress=False)
+    assert other["train_loss"] != runs[0][0]["train_loss"]
+
+
+def test_early_stopping_stops_and_restores_best_weights(tmp_path):
+    seed_everything(0)
+    model = MLP(p=0.0)
+    val = [dict(zip(("x", "label"), blobs(seed=1, flip=True), strict=True))]
+    history = fit(
+        model,
+        loader(*blobs()),
+        val,
+        epochs=50,
+        lr=1e-2,
+        monitor="val_loss",
+        patience=3,
+        checkpoint=tmp_path / "best.pt",
+        progress=False,
+    )
+    losses = history["val_loss"]
+    assert history.stopped_early and len(history) < 50
+    assert len(history) == history.best_epoch + 3  # patience epochs after the best
+    assert history.best_epoch == int(np.argmin(losses)) + 1
+    # the model now holds the best epoch's weights, not the last epoch's
+    assert evaluate(model, val)["loss"] == pytest.approx(min(losses), rel=1e-5)
+    assert evaluate(model, val)["loss"] < losses[-1]
+    # and the checkpoint on disk holds the same weights
+    fresh = MLP(p=0.0)
+    meta = load_checkpoint(fresh, tmp_path / "best.pt")
+    assert meta["epoch"] == history.best_epoch and meta["monitor"] == "val_loss"
+    assert meta["score"] == pytest.approx(min(losses))
+    for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_monitor_accuracy_is_maximised():
+    seed_everything(0)
+    val = loader(*blobs(seed=1), shuffle=False)
+    history = fit(
+        MLP(), loader(*blobs()), val, epochs=8, lr=1e-2, monitor="val_accuracy", progress=False
+    )
+    assert history.best_score == max(history["val_accuracy"])
+
+
+def test_save_load_round_trip(tmp_path):
+    seed_everything(0)
+    a, b = MLP(), MLP()
+    path = save_checkpoint(a, tmp_path / "sub" / "m.pt", epoch=3, note="hi")
+    assert not torch.equal(a.net[0].weight, b.net[0].weight)
+    meta = load_checkpoint(b, path)
+    assert meta == {"epoch": 3, "note": "hi"}
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        load_checkpoint(b, tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(b, tmp_path / "missing.pt")
+
+
+def test_gradient_clipping_bounds_the_step():
+    x, y = blobs(n=64)
+    batch = [{"x": x * 100, "label": y}]  # huge inputs: huge gradients
+
+    def step_size(clip):
+        seed_everything(0)
+        model = MLP(p=0.0)
+        before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        fit(model, batch, epochs=1, optimizer=opt, grad_clip=clip, progress=False)
+        after = torch.cat([p.detach().flatten() for p in model.parameters()])
+        return float((after - before).norm())
+
+    # plain SGD with lr=1 moves the weights by exactly the (clipped) gradient
+    assert step_size(1e-3) == pytest.approx(1e-3, rel=1e-3)
+    assert step_size(None) > 1.0
+
+
+def test_scheduler_options():
+    x, y = blobs()
+    batch = [{"x": x, "label": y}]
+    h = fit(MLP(), batch, epochs=5, lr=1e-2, scheduler="cosine", progress=False)
+    assert h["lr"][0] == pytest.approx(1e-2) and h["lr"] == sorted(h["lr"], reverse=True)
+    h = fit(
+        MLP(),
+        batch,
+        batch,
+        epochs=4,
+        lr=1e-2,
+        monitor="val_accuracy",
+        progress=False,
+        scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1),
+    )
+    assert h["lr"] == pytest.approx([1e-2, 1e-2, 1e-3, 1e-3])
+    h = fit(
+        MLP(),
+        batch,
+        batch,
+        epochs=3,
+        progress=False,
+        scheduler=lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max", patience=0
+        ),
+    )
+    assert len(h) == 3
+
+
+def test_evaluate_and_predict_proba_agree_with_metrics():
+    seed_everything(0)
+    model = MLP()
+    val = loader(*blobs(seed=1), batch_size=50, shuffle=False)
+    fit(model, loader(*blobs()), epochs=3, lr=1e-2, progress=False)
+    probs, labels = predict_proba(model, val, return_labels=True)
+    assert probs.shape == (240, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    np.testing.assert_array_equal(labels, blobs(seed=1)[1].numpy())  # loader order kept
+    scores = evaluate(model, val, metrics=("accuracy", "macro_f1", "ece"))
+    assert scores["accuracy"] == pytest.approx(M.accuracy(labels, probs))
+    assert scores["macro_f1"] == pytest.approx(M.macro_f1(labels, probs, num_classes=3))
+    assert scores["ece"] == pytest.approx(M.expected_calibration_error(probs, labels))
+    logp = np.log(probs[np.arange(240), labels])
+    assert scores["loss"] == pytest.approx(-logp.mean(), rel=1e-4)
+    assert not model.training  # evaluation leaves the model in eval mode
+
+
+def test_progress_bar_respects_flag_and_env(capsys, monkeypatch):
+    batch = [dict(zip(("x", "label"), blobs(), strict=True))]
+    fit(MLP(), batch, epochs=2, progress=False)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    fit(MLP(), batch, epochs=2, progress=True)
+    assert capsys.readouterr().err == ""
+    monkeypatch.delenv("TQDM_DISABLE")
+    fit(MLP(), batch, epochs=2, progress=True)
+    assert "epochs" in capsys.readouterr().err
+
+
+def test_mean_std():
+    assert mean_std([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
+    with pytest.raises(ValueError, match="at least 2"):
+        mean_std([1.0])
+
+
+class WrongShape(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 1)
+
+    def forward(self, batch):
+        return self.lin(batch["x"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"train_loader": []}, ValueError, "no batches"),
+        ({"train_loader": [(torch.zeros(2, 8), torch.zeros(2))]}, TypeError, "dict of tensors"),
+        ({"train_loader": [{"x": torch.zeros(2, 8)}]}, KeyError, "label"),
+        ({"model": WrongShape()}, ValueError, r"\(B, num_classes\)"),
+        ({"model": "mlp"}, TypeError, "nn.Module"),
+        ({"epochs": 0}, ValueError, "epochs"),
+        ({"metrics": ("auc",)}, ValueError, "unknown metric"),
+        ({"monitor": "val_accuracy"}, ValueError, "monitor"),
+        ({"grad_clip": -1.0}, ValueError, "grad_clip"),
+        ({"patience": 0}, ValueError, "patience"),
+        ({"scheduler": "linear"}, ValueError, "scheduler"),
+        ({"loss_fn": lambda logits, y: logits.sum() * float("nan")}, FloatingPointError, "lr"),
+    ],
+)
+def test_fit_bad_input(kwargs, error, match):
+    args = {
+        "model": MLP(),
+        "train_loader": [dict(zip(("x", "label"), blobs(), strict=True))],
+        "epochs": 1,
+        "progress": False,
+    }
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        fit(**args)
+
+
+def test_evaluate_bad_input():
+    with pytest.raises(ValueError, match="no batches"):
+        evaluate(MLP(), [])
+    with pytest.raises(ValueError, match="label"):
+        evaluate(MLP(), [{"x": torch.zeros(2, 8)}])
+    with pytest.raises(ValueError, match="unknown metric"):
+        evaluate(
+            MLP(), [{"x": torch.zeros(2, 8), "label": torch.zeros(2).long()}], metrics=["top5"]
+        )
