@@ -62,7 +62,8 @@ def scaled_dot_product_attention(
     (batch, head) dimensions. Returns (output (..., L_q, d_v), weights (..., L_q, L_k)).
 
     attn_mask: bool (True = may attend) or float (added to the scores), broadcastable to
-        (..., L_q, L_k); e.g. (L_q, L_k) for every sequence alike.
+        the scores (..., L_q, L_k): e.g. (L_q, L_k) for every sequence alike, or
+        (B, 1, 1, L_k) for padding.
     key_mask: bool (B, L_k), True = real key, False = padding; q must then be (B, ..., L_q, d).
     is_causal: query i sees keys 0..i only (the top-left-aligned causal mask of torch).
     dropout_p: dropout on the attention weights (pass 0 at evaluation time).
@@ -93,10 +94,14 @@ def scaled_dot_product_attention(
     if attn_mask is not None:
         if not isinstance(attn_mask, torch.Tensor):
             raise TypeError(f"attn_mask must be a torch.Tensor, got {type(attn_mask).__name__}")
-        if attn_mask.ndim < 2 or attn_mask.shape[-2:] != (L_q, L_k):
+        try:  # a mask may broadcast (e.g. (B, 1, 1, L_k) for padding) but not grow the scores
+            ok = torch.broadcast_shapes(attn_mask.shape, scores.shape) == scores.shape
+        except RuntimeError:
+            ok = False
+        if not ok:
             raise ValueError(
-                f"attn_mask must end in (L_q, L_k) = ({L_q}, {L_k}), got shape "
-                f"{tuple(attn_mask.shape)}"
+                f"attn_mask must broadcast to the scores (..., L_q, L_k) = "
+                f"{tuple(scores.shape)}, got shape {tuple(attn_mask.shape)}"
             )
         if attn_mask.dtype == torch.bool:
             allowed = allowed & attn_mask

@@ -109,7 +109,11 @@ def frame(
     frame ``t`` is centred on sample ``t * hop_length``; then ``n_frames = 1 + T // hop_length``.
     ``pad_mode`` is "reflect" (mirror without repeating the edge sample) or "constant" (zeros).
     """
-    waveform = as_waveform(waveform)
+    return _frame(as_waveform(waveform), frame_length, hop_length, center, pad_mode)
+
+
+def _frame(waveform, frame_length, hop_length, center, pad_mode) -> torch.Tensor:
+    # frame() without the waveform check, for callers that already made it (it scans all samples)
     frame_length = _positive_int(frame_length, "frame_length")
     hop_length = _positive_int(hop_length, "hop_length")
     length = waveform.shape[-1]
@@ -187,7 +191,7 @@ def power_spectrogram(
             f"power must be a positive number (2 = power, 1 = magnitude), got {power!r}"
         )
     w = window(window_name, win_length, n_fft, dtype=waveform.dtype, device=waveform.device)
-    frames = frame(waveform, n_fft, hop_length, center=center, pad_mode=pad_mode)
+    frames = _frame(waveform, n_fft, hop_length, center, pad_mode)
     spectrum = torch.fft.rfft(frames * w, dim=-1)  # (..., n_frames, n_fft // 2 + 1)
     # re^2 + im^2 rather than abs()**2: same value, and its gradient is defined at 0
     energy = spectrum.real.square() + spectrum.imag.square()

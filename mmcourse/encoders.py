@@ -304,7 +304,7 @@ class AudioCNN(nn.Module):
     """A 1-D CNN over time on MFCCs: each coefficient is an input channel.
 
     x (B, n_mfcc, frames) float -> (B, out_dim). A BatchNorm on the input first brings each
-    coefficient to a common scale (raw c_0 is ~100x larger than c_12), then blocks of
+    coefficient to a common scale (raw c_0 is tens of times larger than c_12), then blocks of
     [conv1d -> BatchNorm -> ReLU -> maxpool 2], then the mean and the max over time.
     """
 

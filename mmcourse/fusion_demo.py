@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -140,13 +139,16 @@ def av_digit_features(data, n_mfcc: int = 13) -> dict[str, torch.Tensor]:
       "image"     (N, 64)            the degraded 8x8 image, flattened
       "audio"     (N, 2 * n_mfcc)    MFCCs pooled over time: mean and std of each coefficient
       "image_seq" (N, 8, 8)          the image as a sequence of 8 rows (for cross-attention)
-      "audio_seq" (N, frames, n_mfcc) the MFCC frames as a sequence (for cross-attention)
+      "audio_seq" (N, frames // 4, n_mfcc)  MFCC frames averaged in groups of 4 (40 ms at the
+                  default hop of 10 ms), as a sequence (for cross-attention)
     """
     from mmcourse.audio import mfcc
 
     for name in ("images", "audio", "split", "sample_rate"):
         if not hasattr(data, name):
-            raise TypeError(f"data must be an AVDigits set (it has no {name!r}); use load_av_digits()")
+            raise TypeError(
+                f"data must be an AVDigits set (it has no {name!r}); use load_av_digits()"
+            )
     train = torch.as_tensor(np.asarray(data.split) == "train")
     if not train.any():
         raise ValueError("data has no 'train' rows to compute the standardisation from")
@@ -156,15 +158,23 @@ def av_digit_features(data, n_mfcc: int = 13) -> dict[str, torch.Tensor]:
         return (x - flat.mean(0)) / (flat.std(0) + 1e-6)
 
     images = torch.as_tensor(np.asarray(data.images, dtype=np.float32))
-    coeffs = mfcc(torch.as_tensor(np.asarray(data.audio, dtype=np.float32)), data.sample_rate,
-                  n_mfcc=n_mfcc)  # (N, n_mfcc, frames)
+    coeffs = mfcc(
+        torch.as_tensor(np.asarray(data.audio, dtype=np.float32)), data.sample_rate, n_mfcc=n_mfcc
+    )  # (N, n_mfcc, frames)
     pooled = torch.cat([coeffs.mean(-1), coeffs.std(-1)], dim=1)
     return {
         "image": standardise(images.reshape(len(images), -1)),
         "audio": standardise(pooled),
         "image_seq": standardise(images.reshape(len(images), 8, 8)),
-        "audio_seq": standardise(coeffs.transpose(1, 2).contiguous()),
+        "audio_seq": standardise(_group_frames(coeffs.transpose(1, 2), 4)),
     }
+
+
+def _group_frames(x: torch.Tensor, group: int) -> torch.Tensor:
+    """(N, frames, d) -> (N, frames // group, d): average consecutive frames (drop the rest)."""
+    n, frames, d = x.shape
+    keep = frames // group * group
+    return x[:, :keep].reshape(n, frames // group, group, d).mean(2)
 
 
 def fusion_zoo(in_dims: Sequence[int], num_classes: int, dim: int = 32) -> dict[str, Callable]:
@@ -230,15 +240,30 @@ def compare_fusions(
             seed_everything(seed)
             model = build().to(device)
             start = time.perf_counter()
-            fit(model, [train], [val], epochs=epochs, lr=lr, weight_decay=weight_decay,
-                monitor="val_accuracy", progress=False)
+            fit(
+                model,
+                [train],
+                [val],
+                epochs=epochs,
+                lr=lr,
+                weight_decay=weight_decay,
+                monitor="val_accuracy",
+                progress=False,
+            )
             seconds = time.perf_counter() - start
             with torch.no_grad():
                 val_acc = (model(val).argmax(1) == val["label"]).float().mean().item()
                 test_acc = (model(test).argmax(1) == test["label"]).float().mean().item()
-            rows.append({"model": name, "seed": seed, "test_accuracy": test_acc,
-                         "val_accuracy": val_acc, "parameters": F.count_parameters(model),
-                         "seconds": seconds})
+            rows.append(
+                {
+                    "model": name,
+                    "seed": seed,
+                    "test_accuracy": test_acc,
+                    "val_accuracy": val_acc,
+                    "parameters": F.count_parameters(model),
+                    "seconds": seconds,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -248,9 +273,14 @@ def classifier_builders(
     num_classes: int,
 ) -> dict[str, Callable[[], MultimodalClassifier]]:
     """Wrap fusion factories into classifier factories sharing the same encoder factories."""
-    return {name: (lambda make=make: MultimodalClassifier(
-        {k: enc() for k, enc in encoders.items()}, make(), num_classes))
-        for name, make in zoo.items()}
+    return {
+        name: (
+            lambda make=make: MultimodalClassifier(
+                {k: enc() for k, enc in encoders.items()}, make(), num_classes
+            )
+        )
+        for name, make in zoo.items()
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,8 +291,11 @@ def classifier_builders(
 def two_noisy_views(
     n: int = 400, sigma_a: float = 0.6, sigma_b: float = 1.2, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Two scalar "modalities" of one binary label: a = m + N(0, sigma_a^2), b = m + N(0, sigma_b^2),
-    with m = -1 for class 0 and +1 for class 1 (balanced). Returns (a, b, y) float, float, int."""
+    """Two scalar "modalities" of one binary label, each the class mean plus Gaussian noise:
+
+        a = m + N(0, sigma_a^2),   b = m + N(0, sigma_b^2),   m = -1 (class 0) or +1 (class 1)
+
+    Classes are balanced. Returns (a, b, y): float arrays (n,) and an int array (n,)."""
     _positive_int(n, "n")
     if not (sigma_a > 0 and sigma_b > 0):
         raise ValueError(f"sigma_a and sigma_b must be positive, got {sigma_a!r}, {sigma_b!r}")
@@ -327,8 +360,13 @@ def plot_gate_demo(a, b, y, gate: float, ax=None):
     ax.scatter(a[y == 1], b[y == 1], s=8, alpha=0.5, label="class 1")
     xs, ys = boundary_line(gate)
     ax.plot(xs, ys, "k-", lw=2, label="boundary")
-    ax.set(xlim=(-4, 4), ylim=(-4, 4), xlabel="modality a", ylabel="modality b",
-           title=f"gate g = {gate:.2f}: accuracy {gate_accuracy(a, b, y, gate):.1%}")
+    ax.set(
+        xlim=(-4, 4),
+        ylim=(-4, 4),
+        xlabel="modality a",
+        ylabel="modality b",
+        title=f"gate g = {gate:.2f}: accuracy {gate_accuracy(a, b, y, gate):.1%}",
+    )
     ax.legend(loc="lower right", fontsize=8)
     return ax
 

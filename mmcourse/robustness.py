@@ -11,7 +11,8 @@ Three ways of coping, compared in notebook 04:
 * modality dropout (ModDrop; Neverova et al., 2016, IEEE TPAMI): ``ModalityDropout(model)``
   hides modalities at random during training, so the model learns to cope without them.
 
-and two corruptions for robustness sweeps: ``add_noise_snr`` (audio) and ``occlude`` (images).
+two corruptions for robustness sweeps: ``add_noise_snr`` (audio) and ``occlude`` (images),
+and ``linear_probe`` to see how much each encoder of a fused model has learned.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ def drop_modality(batch: Batch, name: str, rows: torch.Tensor | None = None) -> 
     if rows is None:
         rows = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
     if rows.dtype != torch.bool or rows.shape != (x.shape[0],):
-        raise ValueError(f"rows must be a bool mask of shape ({x.shape[0]},), "
-                         f"got {rows.dtype} {tuple(rows.shape)}")
+        raise ValueError(
+            f"rows must be a bool mask of shape ({x.shape[0]},), "
+            f"got {rows.dtype} {tuple(rows.shape)}"
+        )
     shape = (-1,) + (1,) * (x.ndim - 1)
     out = dict(batch)
     out[name] = torch.where(rows.to(x.device).view(shape), torch.full_like(x, float("nan")), x)
@@ -86,8 +89,9 @@ class MissingAware(nn.Module):
         return features
 
 
-def modality_dropout_mask(batch_size: int, num_modalities: int, p: float,
-                          generator: torch.Generator | None = None) -> torch.Tensor:
+def modality_dropout_mask(
+    batch_size: int, num_modalities: int, p: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Bool (B, M): True where modality m of sample b is dropped.
 
     Each sample, with probability ``p``, loses exactly one modality chosen uniformly, so no
@@ -134,6 +138,51 @@ class ModalityDropout(nn.Module):
         return self.model(batch)
 
 
+# ----------------------------------------------------------------------------- imbalance
+
+
+@torch.no_grad()
+def encode(encoder: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Features of ``x`` (N, ...) from ``encoder`` in eval mode, on the CPU: (N, d)."""
+    if not torch.is_tensor(x) or x.ndim < 2:
+        raise TypeError("x must be a tensor (N, ...) of encoder inputs")
+    was_training = encoder.training
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    out = torch.cat(
+        [encoder(x[i : i + batch_size].to(device)).cpu() for i in range(0, x.shape[0], batch_size)]
+    )
+    encoder.train(was_training)
+    return out
+
+
+def linear_probe(
+    encoder: nn.Module, x_train: torch.Tensor, y_train, x_eval: torch.Tensor, y_eval, C: float = 1.0
+) -> float:
+    """Accuracy of a linear classifier trained on the frozen features of ``encoder``.
+
+    A probe (Alain & Bengio, 2017) asks how much class information an encoder's features
+    hold, whatever the rest of the network did with them: here standardised features and
+    scikit-learn's multinomial ``LogisticRegression`` (L2, strength ``1/C``), trained on
+    ``x_train`` and scored on ``x_eval``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    f_train, f_eval = encode(encoder, x_train).numpy(), encode(encoder, x_eval).numpy()
+    y_train, y_eval = torch.as_tensor(y_train).numpy(), torch.as_tensor(y_eval).numpy()
+    if y_train.shape != (f_train.shape[0],) or y_eval.shape != (f_eval.shape[0],):
+        raise ValueError(
+            f"y_train/y_eval must be (N,) labels matching x_train/x_eval, got "
+            f"{y_train.shape} for {f_train.shape[0]} and {y_eval.shape} for "
+            f"{f_eval.shape[0]} samples"
+        )
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+    probe.fit(f_train, y_train)
+    return float((probe.predict(f_eval) == y_eval).mean())
+
+
 # ----------------------------------------------------------------------------- corruptions
 
 
@@ -141,7 +190,8 @@ def add_noise_snr(waveform, snr_db: float, seed: int = 0) -> torch.Tensor:
     r"""Add white Gaussian noise to each clip at signal-to-noise ratio ``snr_db``.
 
     :math:`\mathrm{SNR_{dB}} = 10 \log_{10}(P_\text{signal} / P_\text{noise})`, with P the
-    mean square of each clip (B, T), so the noise power is ``P_signal / 10**(snr_db / 10)``.
+    mean square of each clip (..., T): the noise drawn is scaled so that its power is exactly
+    ``P_signal / 10**(snr_db / 10)``.
     Returns a new float tensor; ``snr_db=float('inf')`` returns the clips unchanged.
     """
     x = torch.as_tensor(waveform)
@@ -152,9 +202,10 @@ def add_noise_snr(waveform, snr_db: float, seed: int = 0) -> torch.Tensor:
     if not isinstance(snr_db, (int, float)) or snr_db != snr_db:
         raise ValueError(f"snr_db must be a number (dB), got {snr_db!r}")
     generator = torch.Generator().manual_seed(seed)
-    power = x.pow(2).mean(dim=-1, keepdim=True)
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-    return x + noise * torch.sqrt(power / 10 ** (snr_db / 10))
+    p_signal = x.pow(2).mean(dim=-1, keepdim=True)
+    p_noise = noise.pow(2).mean(dim=-1, keepdim=True)  # scale the noise actually drawn
+    return x + noise * torch.sqrt(p_signal / 10 ** (snr_db / 10) / p_noise)
 
 
 def occlude(images, size: int, seed: int = 0, value: float = 0.0) -> torch.Tensor:
@@ -176,6 +227,10 @@ def occlude(images, size: int, seed: int = 0, value: float = 0.0) -> torch.Tenso
     left = torch.randint(w - size + 1, (x.shape[0],), generator=generator)
     rows = torch.arange(h)[None, :, None]
     cols = torch.arange(w)[None, None, :]
-    inside = ((rows >= top[:, None, None]) & (rows < top[:, None, None] + size)
-              & (cols >= left[:, None, None]) & (cols < left[:, None, None] + size))
+    inside = (
+        (rows >= top[:, None, None])
+        & (rows < top[:, None, None] + size)
+        & (cols >= left[:, None, None])
+        & (cols < left[:, None, None] + size)
+    )
     return out.masked_fill(inside[:, None].to(x.device), value)

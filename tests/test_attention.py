@@ -68,6 +68,9 @@ def test_sdpa_key_mask_equals_torch_and_ignores_padded_values(qkv):
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
     torch.testing.assert_close(out, expected)
     assert torch.all(weights[1, ..., 4:] == 0)
+    # the same padding given as a broadcastable attn_mask (B, 1, 1, L_k)
+    out_b, _ = scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
+    torch.testing.assert_close(out_b, out)
     v_changed = v.clone()
     v_changed[1, :, 4:] = 1e6  # padded values cannot leak into the output
     out2, _ = scaled_dot_product_attention(q, k, v_changed, key_mask=key_mask)
@@ -198,7 +201,7 @@ def test_bad_inputs_raise_clear_errors(qkv):
         scaled_dot_product_attention(q, k, v, key_mask=torch.ones(B, LK))
     with pytest.raises(ValueError, match="key_mask must have shape"):
         scaled_dot_product_attention(q, k, v, key_mask=torch.ones(B, LK + 1, dtype=torch.bool))
-    with pytest.raises(ValueError, match="attn_mask must end in"):
+    with pytest.raises(ValueError, match="attn_mask must broadcast"):
         scaled_dot_product_attention(q, k, v, attn_mask=torch.ones(LK, LQ, dtype=torch.bool))
     with pytest.raises(ValueError, match="q is an empty batch"):
         scaled_dot_product_attention(q[:0], k[:0], v[:0])

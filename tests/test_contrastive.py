@@ -59,8 +59,15 @@ class BagOfWords(nn.Module):
 
 
 def tiny_model(learn_temperature=True, temperature=0.07):
-    return C.TinyCLIP(PixelEncoder(3 * 4 * 4, 16), BagOfWords(10, 16), 16, 16, embed_dim=8,
-                      temperature=temperature, learn_temperature=learn_temperature)
+    return C.TinyCLIP(
+        PixelEncoder(3 * 4 * 4, 16),
+        BagOfWords(10, 16),
+        16,
+        16,
+        embed_dim=8,
+        temperature=temperature,
+        learn_temperature=learn_temperature,
+    )
 
 
 def toy_pairs(n=64, seed=0):
@@ -186,7 +193,8 @@ def test_multi_positive_loss():
     assert C.duplicate_loss_floor(["a", "b"]) == 0.0
     assert C.clip_loss(pairs, pairs, math.log(100)).item() == pytest.approx(floor, rel=1e-4)
     assert C.multi_positive_clip_loss(pairs, pairs, math.log(100), pos).item() == pytest.approx(
-        floor, rel=1e-4)
+        floor, rel=1e-4
+    )
     # Hand-computed, scale 1: two pairs declared positives of each other. Separating them
     # (embeddings = identity, logits [[1, 0], [0, 1]]) is rewarded by the plain loss,
     # ln(1 + e^-1), and penalised by the soft one: -ln(e/(e+1))/2 - ln(1/(e+1))/2.
@@ -255,8 +263,16 @@ def test_train_clip_learns_and_fixed_temperature_stays_fixed(one_thread):
     torch.manual_seed(0)
     images, ids, mask = toy_pairs(96)
     model = tiny_model()
-    hist = C.train_clip(model, images, ids, mask, epochs=15, batch_size=32, lr=1e-2,
-                        val=(images[:32], ids[:32], mask[:32]))
+    hist = C.train_clip(
+        model,
+        images,
+        ids,
+        mask,
+        epochs=15,
+        batch_size=32,
+        lr=1e-2,
+        val=(images[:32], ids[:32], mask[:32]),
+    )
     assert len(hist.loss) == 15 * 3 and len(hist.val_recall) == 15
     assert hist.chance_loss == pytest.approx(math.log(32))
     # Only 8 distinct captions: the floor is above 0, but far below ln(B).
@@ -269,8 +285,9 @@ def test_train_clip_learns_and_fixed_temperature_stays_fixed(one_thread):
     # With the captions as keys the multi-positive loss trains too (and goes lower).
     torch.manual_seed(0)
     soft = tiny_model()
-    hist_soft = C.train_clip(soft, images, ids, mask, epochs=15, batch_size=32, lr=1e-2,
-                             keys=ids[:, 0].tolist())
+    hist_soft = C.train_clip(
+        soft, images, ids, mask, epochs=15, batch_size=32, lr=1e-2, keys=ids[:, 0].tolist()
+    )
     assert np.mean(hist_soft.loss[-3:]) < np.mean(hist.loss[-3:])
     with pytest.raises(ValueError, match="batch_size must be an int in \\[1, 96\\]"):
         C.train_clip(model, images, ids, mask, batch_size=200)
@@ -284,11 +301,13 @@ def test_train_clip_learns_and_fixed_temperature_stays_fixed(one_thread):
 
 
 def test_recall_at_k_hand_made():
-    sim = torch.tensor([
-        [0.9, 0.1, 0.0],   # right item first
-        [0.8, 0.5, 0.1],   # right item second
-        [0.7, 0.6, 0.2],   # right item third
-    ])
+    sim = torch.tensor(
+        [
+            [0.9, 0.1, 0.0],  # right item first
+            [0.8, 0.5, 0.1],  # right item second
+            [0.7, 0.6, 0.2],  # right item third
+        ]
+    )
     assert C.retrieval_ranks(sim).tolist() == [0, 1, 2]
     assert C.recall_at_k(sim, 1) == pytest.approx(1 / 3)
     assert C.recall_at_k(sim, 2) == pytest.approx(2 / 3)
@@ -324,8 +343,9 @@ def test_random_recall_formula_and_random_rankings():
     hits = [bool({0, 1} & set(s)) for s in itertools.combinations(range(6), 3)]
     assert C.random_recall_at_k(6, 3, n_relevant=2) == pytest.approx(np.mean(hits))
     g = torch.Generator().manual_seed(0)
-    rand = C.recall_at_k(torch.rand(2000, 200, generator=g), 10,
-                         relevant=torch.zeros(2000, dtype=torch.long))
+    rand = C.recall_at_k(
+        torch.rand(2000, 200, generator=g), 10, relevant=torch.zeros(2000, dtype=torch.long)
+    )
     assert rand == pytest.approx(0.05, abs=0.015)
     with pytest.raises(ValueError, match="n_gallery must be a positive int"):
         C.random_recall_at_k(0, 1)
@@ -338,8 +358,9 @@ def test_retrieval_report_both_directions():
     assert report["image→text R@1"] == pytest.approx(0.5)
     assert report["text→image R@1"] == pytest.approx(0.5)
     # Declaring captions 2 and 3 interchangeable (e.g. identical) makes every query a hit.
-    assert C.retrieval_report(image, text, ks=(1,), relevant=C.same_key_mask(
-        ["a", "b", "c", "c"]))["image→text R@1"] == pytest.approx(1.0)
+    assert C.retrieval_report(image, text, ks=(1,), relevant=C.same_key_mask(["a", "b", "c", "c"]))[
+        "image→text R@1"
+    ] == pytest.approx(1.0)
 
 
 # --------------------------------------------------------------------------- zero-shot
@@ -384,20 +405,26 @@ def test_zero_shot_on_constructed_case():
     assert scores.shape == (200, 2)
     assert (pred == labels).float().mean().item() > 0.9
     # Swapping the class names swaps the predictions: nothing was learned about the label order.
-    pred_swapped, _ = C.zero_shot_predict(images, C.zero_shot_weights(
-        fake_encode, ["dog", "cat"], ["a photo of a {}"]))
+    pred_swapped, _ = C.zero_shot_predict(
+        images, C.zero_shot_weights(fake_encode, ["dog", "cat"], ["a photo of a {}"])
+    )
     assert (pred_swapped == 1 - labels).float().mean().item() > 0.9
     with pytest.raises(ValueError, match="image_emb has 5 dimensions but class_weights has 4"):
         C.zero_shot_predict(images, torch.rand(2, 4))
 
 
 def test_search_images():
-    image_emb = F.normalize(torch.tensor([
-        [0.0, 1.0, 0.0, 0.0, 0.0],   # dog
-        [1.0, 0.0, 0.0, 0.0, 0.0],   # cat
-        [1.0, 0.0, 1.0, 0.0, 0.0],   # ginger cat
-        [0.0, 0.0, 1.0, 0.0, 0.0],   # ginger something
-    ]), dim=-1)
+    image_emb = F.normalize(
+        torch.tensor(
+            [
+                [0.0, 1.0, 0.0, 0.0, 0.0],  # dog
+                [1.0, 0.0, 0.0, 0.0, 0.0],  # cat
+                [1.0, 0.0, 1.0, 0.0, 0.0],  # ginger cat
+                [0.0, 0.0, 1.0, 0.0, 0.0],  # ginger something
+            ]
+        ),
+        dim=-1,
+    )
     idx, scores = C.search_images("ginger cat", fake_encode, image_emb, k=3)
     assert idx.tolist()[0] == 2 and set(idx.tolist()[1:]) == {1, 3}
     assert scores[0].item() == pytest.approx(1.0) and (scores[:-1] >= scores[1:]).all()
@@ -426,8 +453,10 @@ def test_exercises_accept_solutions_and_reject_plausible_wrong_answers():
     def hard_targets(captions):  # the plain CLIP targets: ignores duplicates
         return torch.eye(len(captions))
 
-    for key, wrong in (("06.recall_at_k", recall_strict_ties),
-                       ("06.prompt_ensemble", ensemble_unnormalised_prompts),
-                       ("06.soft_targets", hard_targets)):
+    for key, wrong in (
+        ("06.recall_at_k", recall_strict_ties),
+        ("06.prompt_ensemble", ensemble_unnormalised_prompts),
+        ("06.soft_targets", hard_targets),
+    ):
         with pytest.raises(AssertionError):
             get(key).check(wrong)

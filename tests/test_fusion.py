@@ -393,3 +393,193 @@ def test_cross_attention_accepts_vectors_and_sequences_and_checks_masks():
     a = fusion([xs[0], xs[1], x_b])
     b = fusion([xs[0], xs[1], padded], masks=[None, None, mask])
     torch.testing.assert_close(a, b)
+
+
+# --- mmcourse.fusion_demo: the notebook's experiments -----------------------------------------
+
+
+def test_xor_task_each_modality_alone_is_uninformative():
+    from mmcourse.fusion_demo import make_xor_modalities
+
+    x, y = make_xor_modalities(2000, noise=0.3, dim=3, seed=0)
+    assert x["a"].shape == (2000, 3) and x["b"].shape == (2000, 3) and y.dtype == torch.long
+    sign_a, sign_b = x["a"][:, 0] > 0, x["b"][:, 0] > 0
+    # the label is the XOR of the two signs (up to the rare noise flips) ...
+    assert ((sign_a != sign_b).long() == y).float().mean() > 0.99
+    # ... while each sign alone predicts the label at chance
+    for sign in (sign_a, sign_b):
+        assert abs((sign.long() == y).float().mean() - 0.5) < 0.05
+    x2, y2 = make_xor_modalities(2000, noise=0.3, dim=3, seed=0)
+    assert torch.equal(x2["a"], x["a"]) and torch.equal(y2, y)  # deterministic
+    with pytest.raises(ValueError, match="noise must be"):
+        make_xor_modalities(10, noise=-1.0)
+
+
+def test_additive_fusion_fails_and_multiplicative_fusion_solves_xor():
+    from mmcourse.fusion_demo import accuracy_of, make_xor_modalities, train_full_batch
+    from mmcourse.models import MultimodalClassifier
+
+    x, y = make_xor_modalities(300, seed=0)
+    x_test, y_test = make_xor_modalities(500, seed=1)
+    results = {}
+    for name, fusion in {
+        "concat": ConcatFusion([2, 2]),
+        "tfn": TensorFusion([2, 2]),
+        "film": FiLMFusion([2, 2]),
+    }.items():
+        torch.manual_seed(0)
+        model = MultimodalClassifier({"a": nn.Identity(), "b": nn.Identity()}, fusion, 2)
+        losses = train_full_batch(model, x, y, epochs=150, lr=0.05)
+        assert losses[-1] < losses[0]
+        results[name] = accuracy_of(model, x_test, y_test)
+    assert results["concat"] < 0.6
+    assert results["tfn"] > 0.95 and results["film"] > 0.95
+
+
+def test_train_full_batch_rejects_bad_inputs():
+    from mmcourse.fusion_demo import train_full_batch
+
+    model = nn.Linear(2, 2)
+    with pytest.raises(TypeError, match="batch must be a non-empty dict"):
+        train_full_batch(model, torch.randn(4, 2), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="labels must be a 1-D int64"):
+        train_full_batch(model, {"a": torch.randn(4, 2)}, torch.zeros(4))
+    with pytest.raises(ValueError, match=r"batch\['a'\] must be a tensor with 4 rows"):
+        train_full_batch(model, {"a": torch.randn(3, 2)}, torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        train_full_batch(model, {"a": torch.randn(4, 2)}, torch.zeros(4, dtype=torch.long), 0)
+
+
+def test_compare_fusions_table_on_a_tiny_problem():
+    from mmcourse.fusion_demo import classifier_builders, compare_fusions, fusion_zoo
+
+    g = torch.Generator().manual_seed(0)
+    n = 90
+    labels = torch.arange(n) % 3
+    feats = {
+        "a": torch.randn(n, 4, generator=g) + labels[:, None],
+        "b": torch.randn(n, 3, generator=g) - labels[:, None],
+    }
+    split = ["train"] * 60 + ["val"] * 15 + ["test"] * 15
+    zoo = fusion_zoo([4, 3], num_classes=3, dim=4)
+    assert {"concat", "TFN", "LMF", "GMU", "FiLM", "late (mean)"} <= set(zoo)
+    encoders = {"a": nn.Identity, "b": nn.Identity}
+    builders = classifier_builders({k: zoo[k] for k in ("concat", "TFN")}, encoders, 3)
+    table = compare_fusions(builders, feats, labels, split, seeds=(0, 1), epochs=5)
+    assert list(table.columns) == [
+        "model",
+        "seed",
+        "test_accuracy",
+        "val_accuracy",
+        "parameters",
+        "seconds",
+    ]
+    assert len(table) == 4 and table["test_accuracy"].between(0, 1).all()
+    assert table.loc[table.model == "TFN", "parameters"].iloc[0] == (5 * 4 + 1) * 4 + 5 * 3
+    again = compare_fusions(builders, feats, labels, split, seeds=(0, 1), epochs=5)
+    assert table["test_accuracy"].tolist() == again["test_accuracy"].tolist()  # seeded
+    with pytest.raises(ValueError, match="split has no 'val' rows"):
+        compare_fusions(builders, feats, labels, ["train"] * 90, seeds=(0,), epochs=1)
+    with pytest.raises(ValueError, match="one entry per label"):
+        compare_fusions(builders, feats, labels, split[:10], seeds=(0,), epochs=1)
+
+
+def test_gate_demo_logic():
+    import numpy as np
+
+    from mmcourse.fusion_demo import (
+        boundary_line,
+        gate_accuracy,
+        gate_sweep,
+        gated_score,
+        optimal_gate,
+        two_noisy_views,
+    )
+
+    a, b, y = two_noisy_views(4000, sigma_a=0.6, sigma_b=1.2, seed=0)
+    assert a.shape == b.shape == y.shape == (4000,) and set(np.unique(y)) == {0, 1}
+    np.testing.assert_allclose(gated_score(a, b, 1.0), a)
+    np.testing.assert_allclose(gated_score(a, b, 0.0), b)
+    g_star = optimal_gate(0.6, 1.2)
+    assert g_star == pytest.approx(1.44 / 1.8)
+    gates, accs = gate_sweep(a, b, y)
+    best = gates[accs.argmax()]
+    assert abs(best - g_star) < 0.15  # the empirical optimum is near the theory
+    assert accs.max() > max(gate_accuracy(a, b, y, 1.0), gate_accuracy(a, b, y, 0.0))
+    # the boundary passes through the origin and has slope -g / (1 - g)
+    xs, ys = boundary_line(0.5)
+    np.testing.assert_allclose(ys, -xs)
+    xs, ys = boundary_line(1.0)
+    np.testing.assert_allclose(xs, [0.0, 0.0])
+    with pytest.raises(ValueError, match=r"gate must be a number in \[0, 1\]"):
+        gated_score(a, b, 1.5)
+    with pytest.raises(ValueError, match="same shape"):
+        gated_score(a, b[:5], 0.5)
+    with pytest.raises(ValueError, match="must be positive"):
+        two_noisy_views(10, sigma_a=0.0)
+
+
+def test_plot_gate_demo_draws_the_boundary():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mmcourse.fusion_demo import plot_gate_demo, two_noisy_views
+
+    a, b, y = two_noisy_views(50)
+    ax = plot_gate_demo(a, b, y, 0.3)
+    assert "g = 0.30" in ax.get_title() and len(ax.lines) == 1
+
+
+def test_av_digit_features_are_standardised_on_train():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from mmcourse.fusion_demo import av_digit_features
+
+    rng = np.random.default_rng(0)
+    n = 30
+    data = SimpleNamespace(
+        images=rng.random((n, 1, 8, 8), dtype=np.float32),
+        audio=rng.standard_normal((n, 4000)).astype(np.float32),
+        split=np.array(["train"] * 20 + ["test"] * 10),
+        sample_rate=8000,
+    )
+    feats = av_digit_features(data)
+    assert feats["image"].shape == (n, 64) and feats["audio"].shape == (n, 26)
+    assert feats["image_seq"].shape == (n, 8, 8) and feats["audio_seq"].shape == (n, 12, 13)
+    train = feats["audio"][:20]
+    torch.testing.assert_close(train.mean(0), torch.zeros(26), atol=1e-4, rtol=0)
+    with pytest.raises(TypeError, match="AVDigits"):
+        av_digit_features(SimpleNamespace(images=None))
+
+
+# --- exercises of notebook 03: a plausible wrong answer fails each check ----------------------
+
+
+def test_exercise_checks_reject_plausible_wrong_answers():
+    from mmcourse.exercises import get
+
+    def stacked_rows(W1, W2):  # a common mistake: stacking along the wrong axis
+        return torch.cat([W1, W2], dim=0)
+
+    def swapped(W1, W2):
+        return torch.cat([W2, W1], dim=1)
+
+    def concat_only(x_a, x_b):  # additive features: cannot solve XOR linearly
+        return torch.cat([x_a, x_b], dim=1)
+
+    def no_ones(in_dims, out_dim, rank):  # forgets the appended 1s
+        tfn = (math.prod(in_dims) + 1) * out_dim
+        return {"tfn": tfn, "lmf": rank * sum(in_dims) * out_dim + rank + out_dim}
+
+    cases = [
+        ("03.concat_weight", stacked_rows, "side by side"),
+        ("03.concat_weight", swapped, "first d_I columns"),
+        ("03.xor_features", concat_only, "PRODUCT"),
+        ("03.param_counts", no_ones, "appended 1"),
+    ]
+    for key, wrong, feedback in cases:
+        with pytest.raises(AssertionError, match=feedback):
+            get(key).check(wrong)
+        get(key).check(get(key).solution())  # and the worked solution passes

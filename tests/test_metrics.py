@@ -133,3 +133,22 @@ def test_bootstrap_ci_is_seeded_and_accepts_a_function():
 def test_bad_input_raises_clear_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_exercise_ece_solution_passes_and_wrong_answers_fail():
+    from mmcourse.exercises import get
+
+    exercise = get("04.ece")
+    exercise.check(exercise.solution())
+
+    def unweighted(probs, labels, n_bins=10):  # forgets to weight bins by their size
+        bins = M.calibration_bins(probs, labels, n_bins)
+        filled = bins["count"] > 0
+        return float(np.mean(np.abs(bins["accuracy"] - bins["confidence"])[filled]))
+
+    def overall_gap(probs, labels, n_bins=10):  # |accuracy - mean confidence|, no bins
+        return abs(M.accuracy(labels, probs) - probs.max(1).mean())
+
+    for wrong in (unweighted, overall_gap):
+        with pytest.raises(AssertionError, match="ECE"):
+            exercise.check(wrong)

@@ -320,3 +320,57 @@ def test_evaluate_bad_input():
         evaluate(
             MLP(), [{"x": torch.zeros(2, 8), "label": torch.zeros(2).long()}], metrics=["top5"]
         )
+
+
+def test_exercise_early_stopping_solution_passes_and_wrong_answers_fail():
+    from mmcourse.exercises import check, get
+
+    exercise = get("04.early_stopping")
+    exercise.check(exercise.solution())  # the worked solution passes
+
+    def off_by_one(losses, patience):  # counts epochs from 0
+        best, stop = exercise.solution()(losses, patience)
+        return best - 1, stop - 1
+
+    def ties_improve(losses, patience):  # treats an equal loss as an improvement
+        best, best_epoch, bad = float("inf"), 0, 0
+        for epoch, loss in enumerate(losses, 1):
+            best, best_epoch, bad = (
+                (loss, epoch, 0) if loss <= best else (best, best_epoch, bad + 1)
+            )
+            if bad >= patience:
+                return best_epoch, epoch
+        return best_epoch, len(losses)
+
+    for wrong in (off_by_one, ties_improve):
+        with pytest.raises(AssertionError):
+            exercise.check(wrong)
+        assert check("04.early_stopping", wrong, quiet=True) is False
+    assert check("04.early_stopping", None, quiet=True) is False
+
+
+def test_exercise_early_stopping_agrees_with_fit():
+    # the exercise's rule is the one fit uses: replay a recorded val-loss curve through fit
+    losses = [1.0, 0.8, 0.7, 0.75, 0.9, 1.0, 1.2]
+
+    class Replay(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(()))
+            self.calls = 0
+
+        def forward(self, batch):
+            if not self.training:
+                self.calls += 1
+            loss = losses[min(self.calls, len(losses)) - 1] if not self.training else 1.0
+            # logits whose cross-entropy on label 0 equals the recorded loss
+            p = float(np.exp(-loss))
+            row = torch.tensor([np.log(p), np.log(1 - p)]) + 0 * self.w
+            return row.expand(batch["label"].shape[0], 2)
+
+    from mmcourse.exercises import get
+
+    batch = [{"x": torch.zeros(4, 1), "label": torch.zeros(4).long()}]
+    history = fit(Replay(), batch, batch, epochs=7, patience=2, progress=False)
+    best, stop = get("04.early_stopping").solution()(losses, 2)
+    assert (history.best_epoch, len(history)) == (best, stop)

@@ -22,8 +22,9 @@ def _ids(b=3, length=6, seed=1):
 @pytest.fixture(params=vlm.CONNECTORS)
 def model(request):
     torch.manual_seed(0)
-    return vlm.TinyVLM(V, max_text_len=L, connector=request.param, d_model=32, vision_dim=32,
-                       n_heads=2).eval()
+    return vlm.TinyVLM(
+        V, max_text_len=L, connector=request.param, d_model=32, vision_dim=32, n_heads=2
+    ).eval()
 
 
 # ----------------------------------------------------------------------------- patches
@@ -46,10 +47,14 @@ def test_patch_embedding_is_a_linear_map_of_patches():
     assert emb(x).shape == (2, 16, 8)
 
 
-@pytest.mark.parametrize("bad, error", [
-    (torch.rand(3, 32, 32), ValueError), (torch.zeros(1, 3, 32, 32, dtype=torch.long), TypeError),
-    ([[0.0]], TypeError),
-])
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        (torch.rand(3, 32, 32), ValueError),
+        (torch.zeros(1, 3, 32, 32, dtype=torch.long), TypeError),
+        ([[0.0]], TypeError),
+    ],
+)
 def test_patchify_rejects_bad_images(bad, error):
     with pytest.raises(error, match="images"):
         vlm.patchify(bad, 4)
@@ -168,8 +173,7 @@ def test_qformer_shape_and_learnable_queries():
 def test_tiny_vlm_shapes(model):
     logits = model(_images(), _ids())
     assert logits.shape == (3, 6, V)
-    assert model.num_prefix == {"linear": 16, "mlp": 16, "qformer": 4, "xattn": 0}[
-        model.connector]
+    assert model.num_prefix == {"linear": 16, "mlp": 16, "qformer": 4, "xattn": 0}[model.connector]
 
 
 def test_future_tokens_do_not_change_past_logits(model):
@@ -252,15 +256,17 @@ class _Scripted(vlm.TinyVLM):
 def test_generate_stops_at_eos_and_pads():
     eos, pad = 4, 0
     model = _Scripted([[7, 4, 9, 9, 9, 9], [7, 8, 9, 4, 9, 9]])
-    out = vlm.generate(model, _images(2), torch.tensor([2]), max_new_tokens=6, eos_id=eos,
-                       pad_id=pad)
+    out = vlm.generate(
+        model, _images(2), torch.tensor([2]), max_new_tokens=6, eos_id=eos, pad_id=pad
+    )
     assert out.tolist() == [[2, 7, 4, pad, pad], [2, 7, 8, 9, 4]]  # stops once all are done
 
 
 def test_generate_respects_max_new_tokens():
     model = _Scripted([[7] * L, [8] * L])  # never says EOS
-    out = vlm.generate(model, _images(2), torch.tensor([[2, 3], [2, 3]]), max_new_tokens=3,
-                       eos_id=4)
+    out = vlm.generate(
+        model, _images(2), torch.tensor([[2, 3], [2, 3]]), max_new_tokens=3, eos_id=4
+    )
     assert out.shape == (2, 5)
     assert vlm.generate(model, _images(2), torch.tensor([2]), 0, eos_id=4).shape == (2, 1)
 
@@ -295,13 +301,15 @@ def test_fit_vlm_learns_an_image_dependent_token():
     """Two image kinds (dark / bright); the answer token is 5 or 6 depending on it."""
     torch.manual_seed(0)
     bright = torch.arange(64) % 2 == 0
-    images = torch.where(bright[:, None, None, None], torch.full((64, 3, 32, 32), 0.9),
-                         torch.full((64, 3, 32, 32), 0.1))
+    images = torch.where(
+        bright[:, None, None, None],
+        torch.full((64, 3, 32, 32), 0.9),
+        torch.full((64, 3, 32, 32), 0.1),
+    )
     images = images + 0.05 * torch.randn_like(images)
     ids = torch.stack([torch.tensor([2, 7, 5 if b else 6, 4]) for b in bright])
     mask = torch.tensor([False, False, True, True]).expand(64, 4)
-    model = vlm.TinyVLM(V, max_text_len=4, connector="mlp", d_model=32, vision_dim=32,
-                        n_heads=2)
+    model = vlm.TinyVLM(V, max_text_len=4, connector="mlp", d_model=32, vision_dim=32, n_heads=2)
     history = vlm.fit_vlm(model, images, ids, mask, epochs=15, batch_size=16, lr=3e-3)
     assert history[-1] < 0.1 * history[0]
     out = vlm.generate(model, images, torch.tensor([2, 7]), 2, eos_id=4)
@@ -332,14 +340,18 @@ def test_vit_image_params_matches_a_real_vit_and_the_published_count():
     assert vlm.vit_image_params(1024, 24, 14, 336, 768) == 304_293_888  # ViT-L/14-336
     # and the formula agrees with an explicit small module of the same layout
     d, layers, patch, size, out = 16, 2, 8, 32, 12
-    tower = nn.ModuleDict({
-        "conv": nn.Conv2d(3, d, patch, patch, bias=False),
-        "ln_pre": nn.LayerNorm(d), "ln_post": nn.LayerNorm(d),
-        "blocks": nn.ModuleList(nn.TransformerEncoderLayer(d, 2, 4 * d) for _ in range(layers)),
-    })
+    tower = nn.ModuleDict(
+        {
+            "conv": nn.Conv2d(3, d, patch, patch, bias=False),
+            "ln_pre": nn.LayerNorm(d),
+            "ln_post": nn.LayerNorm(d),
+            "blocks": nn.ModuleList(nn.TransformerEncoderLayer(d, 2, 4 * d) for _ in range(layers)),
+        }
+    )
     extra = d + ((size // patch) ** 2 + 1) * d + d * out  # class token, positions, projection
     assert vlm.vit_image_params(d, layers, patch, size, out) == (
-        vlm.count_parameters(tower) + extra)
+        vlm.count_parameters(tower) + extra
+    )
     with pytest.raises(ValueError, match="patch_size"):
         vlm.vit_image_params(768, 12, 30, 224, 512)
 

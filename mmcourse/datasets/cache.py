@@ -49,7 +49,7 @@ def read_manifest(root: Path | None = None) -> dict[str, dict]:
 
 
 def _write_manifest(manifest: dict, root: Path) -> None:
-    tmp = root / (MANIFEST + ".tmp")
+    tmp = root / f"{MANIFEST}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, root / MANIFEST)
 
@@ -107,7 +107,7 @@ def save_arrays(name: str, arrays: dict[str, np.ndarray], root: Path | None = No
             raise TypeError(f"array {array_name!r} has dtype object; use a fixed dtype")
         rel = f"{name}/{array_name}.npy"
         path = root / rel
-        tmp = path.with_suffix(".tmp.npy")
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")  # unique per process
         np.save(tmp, array, allow_pickle=False)
         digest = sha256(tmp)
         if path.exists() and sha256(path) != digest:

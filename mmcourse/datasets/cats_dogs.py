@@ -33,7 +33,7 @@ CLASSES = ("cat", "dog")
 FURS = {"black": (0.12, 0.11, 0.10), "white": (0.93, 0.92, 0.88), "ginger": (0.90, 0.50, 0.16),
         "grey": (0.55, 0.56, 0.58), "brown": (0.50, 0.32, 0.18)}
 # Known bias, as in real photo collections: ginger is commoner among cats, brown among dogs.
-FUR_PROBS = {"cat": (0.2, 0.2, 0.3, 0.2, 0.1), "dog": (0.2, 0.2, 0.1, 0.2, 0.3)}
+FUR_PROBS = {"cat": (0.2, 0.2, 0.25, 0.2, 0.15), "dog": (0.2, 0.2, 0.15, 0.2, 0.25)}
 POSES = ("sitting", "standing", "lying")
 BACKGROUNDS = {"grass": (0.30, 0.62, 0.25), "sofa": (0.55, 0.20, 0.22),
                "snow": (0.86, 0.90, 0.96), "beach": (0.93, 0.82, 0.55)}
@@ -41,7 +41,7 @@ PLACES = {"grass": "on the grass", "sofa": "on a sofa", "snow": "in the snow",
           "beach": "on the beach"}
 POSE_WORDS = {"sitting": "sitting", "standing": "standing", "lying": "lying down"}
 CUES = ("strong", "weak", "neutral", "misleading")
-CUE_PROBS = (0.4, 0.2, 0.28, 0.12)
+CUE_PROBS = (0.45, 0.2, 0.3, 0.05)
 STRONG = {"cat": ("purring", "meowing", "grooming its whiskers", "chasing a mouse"),
           "dog": ("barking", "wagging its tail", "fetching a stick", "chewing a bone")}
 # Behaviours both species show, each skewed towards one of them (used 70% for that one).

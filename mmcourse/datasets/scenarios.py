@@ -148,3 +148,109 @@ def load_medicine() -> Medicine:
     a = load_arrays("scenarios_medicine", _make_medicine)
     return Medicine(images=_to_float(a["images"]), records=a["records"], labels=a["labels"],
                     lesion=a["lesion"], mimic=a["mimic"], split=a["split"])
+
+
+# ----------------------------------------------------------------------------- driving
+DRIVING_SIZE = 16
+HORIZON = 5.0  # image row of the horizon
+FOCAL_HEIGHT = 30.0  # focal length (px) x camera height (m): ground row = HORIZON + this / distance
+FOCAL = 28.0  # focal length in pixels: an object of h metres at d metres is FOCAL * h / d px tall
+MAX_RANGE = 40.0  # metres; the range map stores nearness = 1 - distance / MAX_RANGE
+CONDITIONS = ("day", "night", "fog")
+# clothes and car paints: red, blue, yellow, white, black, green, orange
+PALETTE = np.array([[0.85, 0.15, 0.1], [0.1, 0.25, 0.8], [0.95, 0.85, 0.1], [0.95, 0.95, 0.95],
+                    [0.05, 0.05, 0.05], [0.15, 0.65, 0.2], [0.95, 0.5, 0.05]], np.float32)
+OBSTACLE_KINDS = ("none", "pedestrian", "car")
+
+
+@dataclass
+class Driving(SubsetMixin):
+    """Camera + range map -> obstacle ahead (1) or clear road (0)."""
+
+    images: np.ndarray     # float32 (N, 3, 16, 16) in [0, 1]: RGB camera frame
+    depth: np.ndarray      # float32 (N, 1, 16, 16) in [0, 1]: nearness, 0 = no return
+    labels: np.ndarray     # int64 (N,): 0 clear, 1 obstacle
+    condition: np.ndarray  # str (N,): "day" / "night" / "fog"
+    kind: np.ndarray       # int64 (N,): index into OBSTACLE_KINDS
+    distance: np.ndarray   # float32 (N,): metres to the obstacle (NaN when clear)
+    decoy: np.ndarray      # bool (N,): a flat look-alike is painted on the road (clear cases)
+    split: np.ndarray      # str (N,): "train" / "val" / "test"
+    conditions: tuple = CONDITIONS
+    kinds: tuple = OBSTACLE_KINDS
+    classes: tuple = ("clear", "obstacle")
+
+
+def _make_driving(n: int = 960, seed: int = SEEDS["driving"]) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    size = DRIVING_SIZE
+    yy, xx = _grid(size)
+    # balanced labels within each condition: n / 6 of every (condition, label) pair
+    cells = rng.permutation(np.arange(n) % 6)
+    condition, y = cells // 2, (cells % 2).astype(np.int64)
+    # --- the scene: sky above the horizon, road below, ground distance shrinking downwards
+    ground_dist = np.where(yy > HORIZON, FOCAL_HEIGHT / np.maximum(yy + 0.5 - HORIZON, 1e-3),
+                           np.inf)  # (H, W) metres
+    sky = np.array([0.55, 0.70, 0.90], np.float32)[:, None, None]
+    road = np.array([0.42, 0.42, 0.44], np.float32)[:, None, None]
+    scene = np.where(yy < HORIZON, sky, road * (0.9 + 0.02 * (yy - HORIZON)))  # (3, H, W)
+    scene = np.broadcast_to(scene, (n, 3, size, size)).copy()
+    scene *= rng.uniform(0.9, 1.1, (n, 1, 1, 1))  # exposure varies from frame to frame
+    scene += 0.03 * _smooth_noise(rng, (n, size, size), 1)[:, None]  # road texture, clutter
+    # --- an obstacle (pedestrian or car) at a random distance and lateral offset
+    kind = np.where(y == 1, np.where(rng.random(n) < 0.6, 1, 2), 0)
+    dist = rng.uniform(4.0, 25.0, n)
+    height_m = np.where(kind == 2, rng.uniform(1.3, 1.6, n), rng.uniform(1.5, 1.9, n))
+    width_m = np.where(kind == 2, rng.uniform(1.6, 1.9, n), rng.uniform(0.4, 0.6, n))
+    base = HORIZON + FOCAL_HEIGHT / dist  # the row where the obstacle touches the road
+    centre = size / 2 + FOCAL * rng.uniform(-2.5, 2.5, n) / dist
+    half_w = FOCAL * width_m / dist / 2
+    centre = np.clip(centre, half_w + 0.5, size - half_w - 0.5)
+    top = base - FOCAL * height_m / dist
+    shape = _box(yy, xx, top, base, centre - half_w, centre + half_w)  # (N, H, W) coverage
+    colour = PALETTE[rng.integers(0, len(PALETTE), n)] + rng.normal(0, 0.05, (n, 3))
+    colour = colour.astype(np.float32)[:, :, None, None]  # clothes or paint
+    # a flat look-alike on clear roads (a pedestrian painted on the tarmac, a reflection in a
+    # puddle): drawn in the camera exactly like an obstacle, but absent from the range map
+    decoy = (y == 0) & (rng.random(n) < 0.35)
+    visible = (y == 1) | decoy
+    cover = shape[:, None] * visible[:, None, None, None]
+    image = scene * (1 - cover) + colour * cover
+    # --- conditions: night lets little light in; fog blends towards grey with distance
+    obj_dist = np.where(cover[:, 0] > 0.5, _col(dist), ground_dist)  # metres, per pixel
+    night, fog = condition == 1, condition == 2
+    transmission = np.exp(-obj_dist / _col(rng.uniform(3.0, 6.0, n)))  # visibility 3-6 m
+    foggy = image * transmission[:, None] + 0.75 * (1 - transmission[:, None])
+    image = np.where(fog[:, None, None, None], foggy, image)
+    light = np.where(night, rng.uniform(0.05, 0.1, n), 1.0)[:, None, None, None]
+    image = image * light + rng.normal(0, 0.02, image.shape)  # the sensor's own noise
+    # auto-exposure: the camera amplifies a dark frame to a normal brightness, noise included
+    image = image * (0.45 / image.mean(axis=(1, 2, 3), keepdims=True))
+    # --- range sensor (lidar-like): 8 sparse beams (rows, three above the horizon), missed
+    # returns, range noise; pedestrians beyond ~20 m are too thin to be hit reliably
+    hit = (shape > 0.5) & (y == 1)[:, None, None]
+    range_m = np.where(hit, _col(dist), np.broadcast_to(ground_dist, hit.shape))
+    range_m = range_m * (1 + rng.normal(0, 0.03, range_m.shape))
+    beams = np.zeros(size, bool)
+    beams[[3, 4, 5, 6, 7, 9, 11, 13]] = True  # denser near the horizon, like a real scanner
+    # pulses are lost at random (more in fog) and mostly lost on dark, low-reflectivity surfaces
+    dark = (colour.max(axis=(1, 2, 3)) < 0.2)[:, None, None] & hit
+    lost = np.where(dark, 0.8, np.where(fog, 0.3, 0.1)[:, None, None])
+    valid = beams[None, :, None] & (rng.random(range_m.shape) > lost)
+    nearness = np.where(valid & np.isfinite(range_m), 1 - range_m / MAX_RANGE, 0.0)
+    nearness = np.clip(nearness, 0, 1)
+    # fog also scatters some pulses back early: spurious near returns
+    clutter = fog[:, None, None] & (rng.random(range_m.shape) < 0.03) & beams[None, :, None]
+    nearness = np.where(clutter, rng.uniform(0.8, 1.0, range_m.shape), nearness)
+    distance = np.where(y == 1, dist, np.nan).astype(np.float32)
+    strata = condition * 2 + y  # keep every (condition, label) cell's share across splits
+    return {"images": _to_uint8(image), "depth": _to_uint8(nearness[:, None]), "labels": y,
+            "condition": np.asarray(CONDITIONS)[condition], "kind": kind.astype(np.int64),
+            "distance": distance, "decoy": decoy, "split": stratified_split(strata, seed=seed)}
+
+
+def load_driving() -> Driving:
+    """The driving scenario: N=960, 160 per (condition, label) cell, split 60/20/20."""
+    a = load_arrays("scenarios_driving", _make_driving)
+    return Driving(images=_to_float(a["images"]), depth=_to_float(a["depth"]), labels=a["labels"],
+                   condition=a["condition"], kind=a["kind"], distance=a["distance"],
+                   decoy=a["decoy"], split=a["split"])

@@ -1,0 +1,77 @@
+"""seed_everything, get_device, env_report and the claims helper."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import mmcourse
+from mmcourse.check import claim, claim_between, claim_close
+
+
+def test_seed_everything_repeats_every_generator():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    mmcourse.seed_everything(3)
+    first = draw()
+    mmcourse.seed_everything(3)
+    assert draw() == first
+    mmcourse.seed_everything(4)
+    assert draw() != first
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "1", True])
+def test_seed_everything_rejects_bad_seeds(bad):
+    with pytest.raises(ValueError, match="seed"):
+        mmcourse.seed_everything(bad)
+
+
+def test_get_device(monkeypatch):
+    assert mmcourse.get_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert mmcourse.get_device().type == expected
+    monkeypatch.setenv("MMCOURSE_DEVICE", "cpu")
+    assert mmcourse.get_device().type == "cpu"
+    with pytest.raises(ValueError, match="prefer"):
+        mmcourse.get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            mmcourse.get_device("cuda")
+
+
+def test_env_report(capsys):
+    report = mmcourse.env_report()
+    assert report["torch"] == torch.__version__
+    assert report["torch threads"] == torch.get_num_threads()
+    assert "torchvision" in capsys.readouterr().out
+
+
+def test_claim_prints_a_tick_with_the_figures(capsys):
+    assert claim(0.96 > 0.81, "fusion {fused:.1%} beats image {image:.1%}", fused=0.96, image=0.81)
+    assert capsys.readouterr().out == "✓ fusion 96.0% beats image 81.0%\n"
+
+
+def test_failed_claim_explains_what_no_longer_holds():
+    with pytest.raises(AssertionError) as info:
+        claim(0.5 > 0.8, "fusion {fused:.1%} beats image {image:.1%}", fused=0.5, image=0.8)
+    text = str(info.value)
+    assert "no longer holds" in text and "fusion 50.0% beats image 80.0%" in text
+    assert "fused=0.5" in text and "image=0.8" in text
+
+
+def test_claim_rejects_a_message_that_does_not_match_its_figures():
+    with pytest.raises(ValueError, match="does not match"):
+        claim(True, "accuracy {acc:.1%}", accuracy=0.9)
+    with pytest.raises(TypeError):
+        claim(True, "")
+
+
+def test_claim_between_and_close(capsys):
+    claim_between(0.5, 0.4, 0.6, "{value} in [{low}, {high}]")
+    with pytest.raises(AssertionError):
+        claim_between(0.7, 0.4, 0.6, "{value} in [{low}, {high}]")
+    claim_close(1.0 + 1e-9, 1.0, "{actual} equals {expected}")
+    with pytest.raises(AssertionError):
+        claim_close(1.1, 1.0, "{actual} equals {expected}", rel=1e-3)
