@@ -11,9 +11,11 @@ OFFLINE = pathlib.Path(__file__).parent / "tests" / "offline"
 os.environ["TQDM_DISABLE"] = "1"
 os.environ["MPLBACKEND"] = "agg"
 os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(OFFLINE), os.environ.get("PYTHONPATH", "")) if p)
-if "sitecustomize" not in sys.modules or not hasattr(sys.modules["sitecustomize"],
-                                                      "NetworkBlockedError"):
+    p for p in (str(OFFLINE), os.environ.get("PYTHONPATH", "")) if p
+)
+if "sitecustomize" not in sys.modules or not hasattr(
+    sys.modules["sitecustomize"], "NetworkBlockedError"
+):
     sys.path.insert(0, str(OFFLINE))
     import importlib
 

@@ -68,14 +68,20 @@ def run_notebook(path: Path, timeout: int = 600) -> dict:
     peak = _peak_rss(pid, polled[0])
     done.set()
     km.shutdown_kernel(now=True)
-    return {"notebook": path.name, "seconds": round(seconds, 2), "peak_bytes": peak,
-            "ok": error is None, "error": error}
+    return {
+        "notebook": path.name,
+        "seconds": round(seconds, 2),
+        "peak_bytes": peak,
+        "ok": error is None,
+        "error": error,
+    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="notebooks to run (default: notebooks/*.ipynb)")
+    parser.add_argument(
+        "notebooks", nargs="*", type=Path, help="notebooks to run (default: notebooks/*.ipynb)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted(Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -85,27 +91,50 @@ def main(argv=None) -> int:
     print(f"{'notebook':<40} {'wall s':>7} {'peak MB':>8}  budget")
     for path in paths:
         row = run_notebook(path)
-        row["within_budget"] = (row["ok"] and row["seconds"] <= BUDGET_SECONDS
-                                and row["peak_bytes"] <= BUDGET_BYTES)
+        row["within_budget"] = (
+            row["ok"] and row["seconds"] <= BUDGET_SECONDS and row["peak_bytes"] <= BUDGET_BYTES
+        )
         rows.append(row)
-        verdict = "✓" if row["within_budget"] else ("✗ FAILED: " + row["error"] if not row["ok"]
-                                                    else "✗ over budget")
-        print(f"{row['notebook']:<40} {row['seconds']:>7.1f} {row['peak_bytes'] / 2**20:>8.0f}"
-              f"  {verdict}", flush=True)
+        verdict = (
+            "✓"
+            if row["within_budget"]
+            else ("✗ FAILED: " + row["error"] if not row["ok"] else "✗ over budget")
+        )
+        print(
+            f"{row['notebook']:<40} {row['seconds']:>7.1f} {row['peak_bytes'] / 2**20:>8.0f}"
+            f"  {verdict}",
+            flush=True,
+        )
     total = sum(r["seconds"] for r in rows)
     total_ok = total <= BUDGET_TOTAL_SECONDS
-    print(f"{'TOTAL':<40} {total:>7.1f} {max(r['peak_bytes'] for r in rows) / 2**20:>8.0f}"
-          f"  {'✓' if total_ok else '✗ over budget'}")
-    print(f"budgets: each notebook <= {BUDGET_SECONDS:.0f} s and <= "
-          f"{BUDGET_BYTES / 2**30:.1f} GiB; whole course <= {BUDGET_TOTAL_SECONDS / 60:.0f} min; "
-          f"{os.cpu_count()} CPU cores here")
+    print(
+        f"{'TOTAL':<40} {total:>7.1f} {max(r['peak_bytes'] for r in rows) / 2**20:>8.0f}"
+        f"  {'✓' if total_ok else '✗ over budget'}"
+    )
+    print(
+        f"budgets: each notebook <= {BUDGET_SECONDS:.0f} s and <= "
+        f"{BUDGET_BYTES / 2**30:.1f} GiB; whole course <= {BUDGET_TOTAL_SECONDS / 60:.0f} min; "
+        f"{os.cpu_count()} CPU cores here"
+    )
     if args.json:
-        args.json.write_text(json.dumps({
-            "python": sys.version.split()[0], "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "total_seconds": round(total, 2),
-            "budgets": {"notebook_seconds": BUDGET_SECONDS, "notebook_bytes": BUDGET_BYTES,
-                        "total_seconds": BUDGET_TOTAL_SECONDS},
-            "notebooks": rows}, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "python": sys.version.split()[0],
+                    "platform": platform.platform(),
+                    "cpu_count": os.cpu_count(),
+                    "total_seconds": round(total, 2),
+                    "budgets": {
+                        "notebook_seconds": BUDGET_SECONDS,
+                        "notebook_bytes": BUDGET_BYTES,
+                        "total_seconds": BUDGET_TOTAL_SECONDS,
+                    },
+                    "notebooks": rows,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
     return 0 if all(r["ok"] for r in rows) else 1
 
 

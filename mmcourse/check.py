@@ -44,8 +44,9 @@ def claim_between(value: float, low: float, high: float, message: str, **figures
     return claim(low <= value <= high, message, value=value, low=low, high=high, **figures)
 
 
-def claim_close(actual: float, expected: float, message: str, rel: float = 1e-6,
-                abs_tol: float = 0.0, **figures) -> bool:
+def claim_close(
+    actual: float, expected: float, message: str, rel: float = 1e-6, abs_tol: float = 0.0, **figures
+) -> bool:
     """Claim that ``actual`` equals ``expected`` within the given tolerances."""
     ok = math.isclose(float(actual), float(expected), rel_tol=rel, abs_tol=abs_tol)
     return claim(ok, message, actual=actual, expected=expected, **figures)

@@ -144,15 +144,21 @@ def clip_loss_few_negatives(
     """
     logits = clip_logits(image_emb, text_emb, logit_scale)
     b = logits.shape[0]
-    if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) \
-            or not 0 <= num_negatives <= b - 1:
-        raise ValueError(f"num_negatives must be an int in [0, {b - 1}] (B - 1), "
-                         f"got {num_negatives!r}")
+    if (
+        isinstance(num_negatives, bool)
+        or not isinstance(num_negatives, int)
+        or not 0 <= num_negatives <= b - 1
+    ):
+        raise ValueError(
+            f"num_negatives must be an int in [0, {b - 1}] (B - 1), got {num_negatives!r}"
+        )
     targets = torch.arange(b, device=logits.device)
-    rows = logits.masked_fill(~_keep_negatives(b, num_negatives, generator, logits.device),
-                              float("-inf"))
-    cols = logits.T.masked_fill(~_keep_negatives(b, num_negatives, generator, logits.device),
-                                float("-inf"))
+    rows = logits.masked_fill(
+        ~_keep_negatives(b, num_negatives, generator, logits.device), float("-inf")
+    )
+    cols = logits.T.masked_fill(
+        ~_keep_negatives(b, num_negatives, generator, logits.device), float("-inf")
+    )
     return 0.5 * (F.cross_entropy(rows, targets) + F.cross_entropy(cols, targets))
 
 
@@ -205,9 +211,7 @@ def multi_positive_clip_loss(
     targets = positives.float()
     row_targets = targets / targets.sum(dim=1, keepdim=True)
     col_targets = targets.T / targets.T.sum(dim=1, keepdim=True)
-    return 0.5 * (
-        F.cross_entropy(logits, row_targets) + F.cross_entropy(logits.T, col_targets)
-    )
+    return 0.5 * (F.cross_entropy(logits, row_targets) + F.cross_entropy(logits.T, col_targets))
 
 
 # --------------------------------------------------------------------------- the model
@@ -235,8 +239,11 @@ class TinyCLIP(nn.Module):
         learn_temperature: bool = True,
     ):
         super().__init__()
-        for name, value in (("image_dim", image_dim), ("text_dim", text_dim),
-                            ("embed_dim", embed_dim)):
+        for name, value in (
+            ("image_dim", image_dim),
+            ("text_dim", text_dim),
+            ("embed_dim", embed_dim),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not isinstance(temperature, (int, float)) or not 0 < temperature <= 100:
@@ -286,8 +293,9 @@ class TinyCLIP(nn.Module):
             raise ValueError(f"ids must be an integer tensor of shape (B, L), got {got}")
         if not isinstance(mask, Tensor) or mask.shape != ids.shape:
             got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
-            raise ValueError(f"mask must be a bool tensor shaped like ids {tuple(ids.shape)}, "
-                             f"got {got}")
+            raise ValueError(
+                f"mask must be a bool tensor shaped like ids {tuple(ids.shape)}, got {got}"
+            )
         return self._project(self.text_encoder(ids, mask.bool()), self.text_projection, "text")
 
     def forward(self, images: Tensor, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -323,8 +331,15 @@ def make_tiny_clip(
     cnn = ImageCNN(in_channels, width, channels=tuple(image_channels))
     image_encoder = nn.Sequential(nn.AvgPool2d(downsample), cnn) if downsample > 1 else cnn
     text_encoder = TextTransformer(vocab_size, width, num_layers=text_layers, dropout=0.0)
-    return TinyCLIP(image_encoder, text_encoder, width, width, embed_dim,
-                    temperature=temperature, learn_temperature=learn_temperature)
+    return TinyCLIP(
+        image_encoder,
+        text_encoder,
+        width,
+        width,
+        embed_dim,
+        temperature=temperature,
+        learn_temperature=learn_temperature,
+    )
 
 
 # --------------------------------------------------------------------------- training
@@ -349,7 +364,9 @@ def _check_pairs_data(images, ids, mask) -> int:
     if not isinstance(images, Tensor) or images.dim() != 4:
         raise ValueError("images must be a tensor of shape (N, C, H, W)")
     if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.shape[0] != images.shape[0]:
-        raise ValueError(f"ids must be a (N, L) tensor with N = {images.shape[0]} rows, like images")
+        raise ValueError(
+            f"ids must be a (N, L) tensor with N = {images.shape[0]} rows, like images"
+        )
     if not isinstance(mask, Tensor) or mask.shape != ids.shape:
         raise ValueError("mask must be a tensor shaped like ids")
     return images.shape[0]
@@ -395,11 +412,12 @@ def train_clip(
         model.train()
         order = torch.randperm(n, generator=generator).to(device)
         for start in range(0, n - batch_size + 1, batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             image_emb, text_emb, logit_scale = model(images[idx], ids[idx], mask[idx])
             if positives_all is not None:
-                loss = multi_positive_clip_loss(image_emb, text_emb, logit_scale,
-                                                positives_all[idx][:, idx])
+                loss = multi_positive_clip_loss(
+                    image_emb, text_emb, logit_scale, positives_all[idx][:, idx]
+                )
             else:
                 loss = (loss_fn or clip_loss)(image_emb, text_emb, logit_scale)
             optimizer.zero_grad(set_to_none=True)
@@ -408,8 +426,9 @@ def train_clip(
             history.loss.append(float(loss.detach()))
             history.scale.append(model.scale)
         if val is not None:
-            report = retrieval_report(embed_images(model, val[0]), embed_texts(model, *val[1:]),
-                                      ks=(5,))
+            report = retrieval_report(
+                embed_images(model, val[0]), embed_texts(model, *val[1:]), ks=(5,)
+            )
             history.val_recall.append(0.5 * (report["image→text R@5"] + report["text→image R@5"]))
     return history
 
@@ -419,8 +438,10 @@ def embed_images(model: TinyCLIP, images: Tensor, batch_size: int = 500) -> Tens
     """Unit-length embeddings (N, E) of ``images`` (N, C, H, W), in eval mode, on the CPU."""
     model.eval()
     device = next(model.parameters()).device
-    parts = [model.encode_image(images[i:i + batch_size].to(device)).float().cpu()
-             for i in range(0, len(images), batch_size)]
+    parts = [
+        model.encode_image(images[i : i + batch_size].to(device)).float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(parts)
 
 
@@ -429,14 +450,18 @@ def embed_texts(model: TinyCLIP, ids: Tensor, mask: Tensor, batch_size: int = 50
     """Unit-length embeddings (N, E) of tokenised captions, in eval mode, on the CPU."""
     model.eval()
     device = next(model.parameters()).device
-    parts = [model.encode_text(ids[i:i + batch_size].to(device),
-                               mask[i:i + batch_size].to(device)).float().cpu()
-             for i in range(0, len(ids), batch_size)]
+    parts = [
+        model.encode_text(ids[i : i + batch_size].to(device), mask[i : i + batch_size].to(device))
+        .float()
+        .cpu()
+        for i in range(0, len(ids), batch_size)
+    ]
     return torch.cat(parts)
 
 
 def text_embedder(model: TinyCLIP, vocab, max_len: int) -> Callable[[list[str]], Tensor]:
-    """A function ``texts -> (n, E)`` embeddings, tokenising with ``vocab.encode(texts, max_len)``."""
+    """A function ``texts -> (n, E)`` embeddings; tokenises with ``vocab.encode(texts, max_len)``
+    (the course's ``mmcourse.text.Vocab``), then calls ``embed_texts``."""
 
     def encode(texts: list[str]) -> Tensor:
         ids, mask = vocab.encode(list(texts), max_len)
@@ -459,7 +484,11 @@ def _relevance(relevant, n_query: int, n_gallery: int) -> Tensor:
     if not isinstance(relevant, Tensor):
         relevant = torch.as_tensor(relevant)
     if relevant.dim() == 1:
-        if relevant.shape[0] != n_query or relevant.is_floating_point() or relevant.dtype == torch.bool:
+        if (
+            relevant.shape[0] != n_query
+            or relevant.is_floating_point()
+            or relevant.dtype == torch.bool
+        ):
             raise ValueError(f"relevant as indices must be an int tensor of shape ({n_query},)")
         if relevant.min() < 0 or relevant.max() >= n_gallery:
             raise ValueError(f"relevant indices must lie in [0, {n_gallery})")
@@ -484,7 +513,9 @@ def retrieval_ranks(similarity: Tensor, relevant=None) -> Tensor:
     gallery indices, or a (N_query, N_gallery) bool matrix (any relevant item counts).
     """
     if not isinstance(similarity, Tensor) or similarity.dim() != 2:
-        got = tuple(similarity.shape) if isinstance(similarity, Tensor) else type(similarity).__name__
+        got = (
+            tuple(similarity.shape) if isinstance(similarity, Tensor) else type(similarity).__name__
+        )
         raise ValueError(f"similarity must be a (N_query, N_gallery) tensor, got {got}")
     sim = similarity.detach().float().cpu()
     rel = _relevance(relevant, *sim.shape).cpu()
@@ -495,7 +526,9 @@ def retrieval_ranks(similarity: Tensor, relevant=None) -> Tensor:
 def recall_at_k(similarity: Tensor, k: int, relevant=None) -> float:
     """Fraction of queries whose relevant item is among the k highest-scored gallery items."""
     if not isinstance(similarity, Tensor) or similarity.dim() != 2:
-        got = tuple(similarity.shape) if isinstance(similarity, Tensor) else type(similarity).__name__
+        got = (
+            tuple(similarity.shape) if isinstance(similarity, Tensor) else type(similarity).__name__
+        )
         raise ValueError(f"similarity must be a (N_query, N_gallery) tensor, got {got}")
     _check_k(k, similarity.shape[1])
     return float((retrieval_ranks(similarity, relevant) < k).float().mean())
@@ -548,7 +581,9 @@ def format_prompts(class_names: Sequence[str], templates: Sequence[str]) -> list
         raise ValueError("templates must be a non-empty list of strings with one '{}' each")
     for template in templates:
         if not isinstance(template, str) or template.count("{}") != 1:
-            raise ValueError(f"each template needs exactly one '{{}}' placeholder, got {template!r}")
+            raise ValueError(
+                f"each template needs exactly one '{{}}' placeholder, got {template!r}"
+            )
     return [[template.format(name) for template in templates] for name in class_names]
 
 
@@ -563,7 +598,9 @@ def zero_shot_weights(
     flat = [p for group in prompts for p in group]
     emb = encode_text(flat)
     if not isinstance(emb, Tensor) or emb.dim() != 2 or emb.shape[0] != len(flat):
-        raise ValueError(f"encode_text must return a ({len(flat)}, E) tensor for {len(flat)} prompts")
+        raise ValueError(
+            f"encode_text must return a ({len(flat)}, E) tensor for {len(flat)} prompts"
+        )
     emb = F.normalize(emb.float(), dim=-1).reshape(len(class_names), len(templates), -1)
     return F.normalize(emb.mean(dim=1), dim=-1)
 
@@ -598,7 +635,9 @@ def search_images(
     _check_k(k, image_emb.shape[0], "image set")
     q = encode_text([query])
     if not isinstance(q, Tensor) or q.shape != (1, image_emb.shape[1]):
-        raise ValueError(f"encode_text must return a (1, {image_emb.shape[1]}) tensor for one query")
+        raise ValueError(
+            f"encode_text must return a (1, {image_emb.shape[1]}) tensor for one query"
+        )
     scores = image_emb.float() @ F.normalize(q.float(), dim=-1).to(image_emb.device)[0]
     top = torch.topk(scores, k)
     return top.indices, top.values

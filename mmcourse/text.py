@@ -31,8 +31,9 @@ def _check_texts(texts) -> list[str]:
     texts = list(texts)
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
-        raise TypeError(f"texts must contain only strings; item {bad[0]} is "
-                        f"{type(texts[bad[0]]).__name__}")
+        raise TypeError(
+            f"texts must contain only strings; item {bad[0]} is {type(texts[bad[0]]).__name__}"
+        )
     return texts
 
 
@@ -61,8 +62,9 @@ class Vocab:
         if min_freq < 1:
             raise ValueError(f"min_freq must be >= 1, got {min_freq}")
         counts = Counter(tok for text in texts for tok in tokenize(text))
-        ranked = sorted((t for t, c in counts.items() if c >= min_freq),
-                        key=lambda t: (-counts[t], t))
+        ranked = sorted(
+            (t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t)
+        )
         if max_size is not None:
             ranked = ranked[: max(0, max_size - 2)]
         return cls([PAD, UNK, *ranked])

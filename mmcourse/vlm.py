@@ -63,11 +63,13 @@ def _check_positive_int(value, name: str) -> int:
     return value
 
 
-def _check_images(images, name: str = "images", channels: int | None = None,
-                  size: int | None = None) -> torch.Tensor:
+def _check_images(
+    images, name: str = "images", channels: int | None = None, size: int | None = None
+) -> torch.Tensor:
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W), "
-                        f"got {type(images).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(images).__name__}"
+        )
     if images.dim() != 4:
         raise ValueError(f"{name} must have shape (B, C, H, W), got shape {tuple(images.shape)}")
     if not images.is_floating_point():
@@ -84,8 +86,10 @@ def _check_tokens(x, name: str, dim: int | None = None) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (B, T, D), got {type(x).__name__}")
     if x.dim() != 3 or not x.is_floating_point():
-        raise ValueError(f"{name} must be a float tensor of shape (B, T, D), "
-                         f"got shape {tuple(x.shape)} and dtype {x.dtype}")
+        raise ValueError(
+            f"{name} must be a float tensor of shape (B, T, D), "
+            f"got shape {tuple(x.shape)} and dtype {x.dtype}"
+        )
     if dim is not None and x.shape[-1] != dim:
         raise ValueError(f"{name} must have last dimension {dim}, got shape {tuple(x.shape)}")
     return x
@@ -95,16 +99,21 @@ def _check_ids(ids, name: str, vocab_size: int, max_len: int | None = None) -> t
     if not isinstance(ids, torch.Tensor):
         raise TypeError(f"{name} must be a LongTensor of shape (B, L), got {type(ids).__name__}")
     if ids.dim() != 2 or ids.dtype != torch.long:
-        raise ValueError(f"{name} must be a LongTensor of shape (B, L), "
-                         f"got shape {tuple(ids.shape)} and dtype {ids.dtype}")
+        raise ValueError(
+            f"{name} must be a LongTensor of shape (B, L), "
+            f"got shape {tuple(ids.shape)} and dtype {ids.dtype}"
+        )
     if ids.shape[1] == 0:
         raise ValueError(f"{name} must hold at least one token per row")
     if max_len is not None and ids.shape[1] > max_len:
-        raise ValueError(f"{name} has length {ids.shape[1]}, longer than the model's "
-                         f"max_text_len={max_len}")
+        raise ValueError(
+            f"{name} has length {ids.shape[1]}, longer than the model's max_text_len={max_len}"
+        )
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
-        raise ValueError(f"{name} must hold token ids in [0, {vocab_size}), "
-                         f"got values in [{int(ids.min())}, {int(ids.max())}]")
+        raise ValueError(
+            f"{name} must hold token ids in [0, {vocab_size}), "
+            f"got values in [{int(ids.min())}, {int(ids.max())}]"
+        )
     return ids
 
 
@@ -119,8 +128,10 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     _check_positive_int(patch_size, "patch_size")
     b, c, h, w = images.shape
     if h % patch_size or w % patch_size:
-        raise ValueError(f"patch_size={patch_size} must divide the image height and width, "
-                         f"got images of shape {tuple(images.shape)}")
+        raise ValueError(
+            f"patch_size={patch_size} must divide the image height and width, "
+            f"got images of shape {tuple(images.shape)}"
+        )
     x = images.reshape(b, c, h // patch_size, patch_size, w // patch_size, patch_size)
     x = x.permute(0, 2, 4, 1, 3, 5)  # (B, rows, cols, C, P, P): one patch per (row, col)
     return x.reshape(b, (h // patch_size) * (w // patch_size), c * patch_size * patch_size)
@@ -134,11 +145,16 @@ class PatchEmbedding(nn.Module):
     images (B, C, H, W) -> tokens (B, N, dim).
     """
 
-    def __init__(self, image_size: int = 32, patch_size: int = 8, in_channels: int = 3,
-                 dim: int = 64):
+    def __init__(
+        self, image_size: int = 32, patch_size: int = 8, in_channels: int = 3, dim: int = 64
+    ):
         super().__init__()
-        for name, value in [("image_size", image_size), ("patch_size", patch_size),
-                            ("in_channels", in_channels), ("dim", dim)]:
+        for name, value in [
+            ("image_size", image_size),
+            ("patch_size", patch_size),
+            ("in_channels", in_channels),
+            ("dim", dim),
+        ]:
             _check_positive_int(value, name)
         if image_size % patch_size:
             raise ValueError(f"patch_size={patch_size} must divide image_size={image_size}")
@@ -175,8 +191,12 @@ class Block(nn.Module):
         self.ln1 = nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(dim, n_heads, dropout=dropout, batch_first=True)
         self.ln2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(),
-                                 nn.Linear(mlp_ratio * dim, dim), nn.Dropout(dropout))
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, mlp_ratio * dim),
+            nn.GELU(),
+            nn.Linear(mlp_ratio * dim, dim),
+            nn.Dropout(dropout),
+        )
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         h = self.ln1(x)
@@ -191,8 +211,15 @@ class ViTEncoder(nn.Module):
     patch (LLaVA feeds the LM all patch features of CLIP's penultimate layer).
     """
 
-    def __init__(self, image_size: int = 32, patch_size: int = 8, in_channels: int = 3,
-                 dim: int = 64, depth: int = 1, n_heads: int = 4):
+    def __init__(
+        self,
+        image_size: int = 32,
+        patch_size: int = 8,
+        in_channels: int = 3,
+        dim: int = 64,
+        depth: int = 1,
+        n_heads: int = 4,
+    ):
         super().__init__()
         _check_positive_int(depth, "depth")
         self.patch = PatchEmbedding(image_size, patch_size, in_channels, dim)
@@ -244,11 +271,11 @@ class GatedCrossAttentionBlock(nn.Module):
             raise ValueError(f"dim={dim} must be divisible by n_heads={n_heads}")
         self.dim, self.kv_dim = dim, kv_dim
         self.ln_attn = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, n_heads, kdim=kv_dim, vdim=kv_dim,
-                                          batch_first=True)
+        self.attn = nn.MultiheadAttention(dim, n_heads, kdim=kv_dim, vdim=kv_dim, batch_first=True)
         self.ln_mlp = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(),
-                                 nn.Linear(mlp_ratio * dim, dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim)
+        )
         self.alpha_attn = nn.Parameter(torch.zeros(1))
         self.alpha_dense = nn.Parameter(torch.zeros(1))
 
@@ -256,8 +283,9 @@ class GatedCrossAttentionBlock(nn.Module):
         _check_tokens(x, "x", self.dim)
         _check_tokens(media, "media", self.kv_dim)
         if media.shape[0] != x.shape[0]:
-            raise ValueError(f"x and media must have the same batch size, "
-                             f"got {x.shape[0]} and {media.shape[0]}")
+            raise ValueError(
+                f"x and media must have the same batch size, got {x.shape[0]} and {media.shape[0]}"
+            )
         attended = self.attn(self.ln_attn(x), media, media, need_weights=False)[0]
         x = x + torch.tanh(self.alpha_attn) * attended
         return x + torch.tanh(self.alpha_dense) * self.mlp(self.ln_mlp(x))
@@ -273,11 +301,22 @@ class QFormer(nn.Module):
     not reproduced here.
     """
 
-    def __init__(self, num_queries: int = 4, dim: int = 64, kv_dim: int = 64, n_heads: int = 4,
-                 depth: int = 1):
+    def __init__(
+        self,
+        num_queries: int = 4,
+        dim: int = 64,
+        kv_dim: int = 64,
+        n_heads: int = 4,
+        depth: int = 1,
+    ):
         super().__init__()
-        for name, value in [("num_queries", num_queries), ("dim", dim), ("kv_dim", kv_dim),
-                            ("n_heads", n_heads), ("depth", depth)]:
+        for name, value in [
+            ("num_queries", num_queries),
+            ("dim", dim),
+            ("kv_dim", kv_dim),
+            ("n_heads", n_heads),
+            ("depth", depth),
+        ]:
             _check_positive_int(value, name)
         if dim % n_heads:
             raise ValueError(f"dim={dim} must be divisible by n_heads={n_heads}")
@@ -287,7 +326,8 @@ class QFormer(nn.Module):
         self.cross_ln = nn.ModuleList(nn.LayerNorm(dim) for _ in range(depth))
         self.cross = nn.ModuleList(
             nn.MultiheadAttention(dim, n_heads, kdim=kv_dim, vdim=kv_dim, batch_first=True)
-            for _ in range(depth))
+            for _ in range(depth)
+        )
         self.ln = nn.LayerNorm(dim)
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
@@ -316,18 +356,30 @@ class TinyVLM(nn.Module):
     position t predict token t + 1. Attention is causal over [visual words; text].
     """
 
-    def __init__(self, vocab_size: int, max_text_len: int = 24, connector: str = "mlp",
-                 image_size: int = 32, patch_size: int = 8, in_channels: int = 3,
-                 vision_dim: int = 64, vision_depth: int = 1, d_model: int = 64,
-                 depth: int = 2, n_heads: int = 4, num_queries: int = 4):
+    def __init__(
+        self,
+        vocab_size: int,
+        max_text_len: int = 24,
+        connector: str = "mlp",
+        image_size: int = 32,
+        patch_size: int = 8,
+        in_channels: int = 3,
+        vision_dim: int = 64,
+        vision_depth: int = 1,
+        d_model: int = 64,
+        depth: int = 2,
+        n_heads: int = 4,
+        num_queries: int = 4,
+    ):
         super().__init__()
         _check_positive_int(vocab_size, "vocab_size")
         _check_positive_int(max_text_len, "max_text_len")
         if connector not in CONNECTORS:
             raise ValueError(f"connector must be one of {CONNECTORS}, got {connector!r}")
         self.vocab_size, self.max_text_len, self.connector = vocab_size, max_text_len, connector
-        self.vision = ViTEncoder(image_size, patch_size, in_channels, vision_dim, vision_depth,
-                                 n_heads)
+        self.vision = ViTEncoder(
+            image_size, patch_size, in_channels, vision_dim, vision_depth, n_heads
+        )
         if connector in ("linear", "mlp"):
             self.projector = make_projector(connector, vision_dim, d_model)
             self.num_prefix = self.vision.num_patches
@@ -336,16 +388,16 @@ class TinyVLM(nn.Module):
             self.projector = nn.Linear(vision_dim, d_model)  # BLIP-2's FC layer into the LM
             self.num_prefix = num_queries
         else:
-            self.xattn = nn.ModuleList(GatedCrossAttentionBlock(d_model, vision_dim, n_heads)
-                                       for _ in range(depth))
+            self.xattn = nn.ModuleList(
+                GatedCrossAttentionBlock(d_model, vision_dim, n_heads) for _ in range(depth)
+            )
             self.num_prefix = 0
         self.tok_emb = nn.Embedding(vocab_size, d_model)
         self.pos_emb = nn.Parameter(torch.randn(1, self.num_prefix + max_text_len, d_model) * 0.02)
         self.blocks = nn.ModuleList(Block(d_model, n_heads) for _ in range(depth))
         self.ln_f = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size, bias=False)
-        self.register_buffer("_mask", causal_mask(self.num_prefix + max_text_len),
-                             persistent=False)
+        self.register_buffer("_mask", causal_mask(self.num_prefix + max_text_len), persistent=False)
 
     def visual_tokens(self, images: torch.Tensor) -> torch.Tensor:
         """The image as the decoder sees it: (B, num_prefix, d_model) prefix tokens, or the
@@ -361,8 +413,10 @@ class TinyVLM(nn.Module):
         _check_ids(ids, "ids", self.vocab_size, self.max_text_len)
         _check_images(images)
         if images.shape[0] != ids.shape[0]:
-            raise ValueError(f"images and ids must have the same batch size, "
-                             f"got {images.shape[0]} and {ids.shape[0]}")
+            raise ValueError(
+                f"images and ids must have the same batch size, "
+                f"got {images.shape[0]} and {ids.shape[0]}"
+            )
         visual = self.visual_tokens(images)
         x = self.tok_emb(ids)
         if self.num_prefix:
@@ -374,11 +428,12 @@ class TinyVLM(nn.Module):
             if self.connector == "xattn":
                 x = self.xattn[i](x, visual)
             x = block(x, attn_mask=mask)
-        return self.head(self.ln_f(x[:, self.num_prefix:]))
+        return self.head(self.ln_f(x[:, self.num_prefix :]))
 
 
-def next_token_loss(logits: torch.Tensor, ids: torch.Tensor,
-                    target_mask: torch.Tensor | None = None) -> torch.Tensor:
+def next_token_loss(
+    logits: torch.Tensor, ids: torch.Tensor, target_mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean cross-entropy of predicting ids[:, t+1] from logits[:, t].
 
     ``target_mask`` (B, L) bool marks the tokens that count as targets (True): padding is
@@ -388,8 +443,10 @@ def next_token_loss(logits: torch.Tensor, ids: torch.Tensor,
     if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
         raise ValueError("logits must be a tensor of shape (B, L, V)")
     if not isinstance(ids, torch.Tensor) or ids.shape != logits.shape[:2]:
-        raise ValueError(f"ids must have shape {tuple(logits.shape[:2])} to match logits, "
-                         f"got {None if not isinstance(ids, torch.Tensor) else tuple(ids.shape)}")
+        raise ValueError(
+            f"ids must have shape {tuple(logits.shape[:2])} to match logits, "
+            f"got {None if not isinstance(ids, torch.Tensor) else tuple(ids.shape)}"
+        )
     if target_mask is None:
         target_mask = torch.ones_like(ids, dtype=torch.bool)
     elif target_mask.shape != ids.shape or target_mask.dtype != torch.bool:
@@ -397,13 +454,15 @@ def next_token_loss(logits: torch.Tensor, ids: torch.Tensor,
     targets = ids[:, 1:].masked_fill(~target_mask[:, 1:], -100)  # -100: ignored
     if not bool((targets != -100).any()):
         raise ValueError("target_mask selects no target token after the first position")
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                           ignore_index=-100)
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100
+    )
 
 
 # --------------------------------------------------------------------------- generation
-def sample_next_token(logits: torch.Tensor, temperature: float = 0.0,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_next_token(
+    logits: torch.Tensor, temperature: float = 0.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Pick the next token from logits (B, V) -> ids (B,).
 
     ``temperature == 0``: greedy (argmax). ``temperature > 0``: sample from
@@ -411,8 +470,12 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 0.0,
     """
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         raise ValueError("logits must be a tensor of shape (B, V)")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not math.isfinite(temperature) or temperature < 0:
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float))
+        or not math.isfinite(temperature)
+        or temperature < 0
+    ):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
     if temperature == 0:
         return logits.argmax(dim=-1)
@@ -421,9 +484,16 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 0.0,
 
 
 @torch.no_grad()
-def generate(model: TinyVLM, images: torch.Tensor, prompt_ids: torch.Tensor,
-             max_new_tokens: int, eos_id: int, pad_id: int = 0, temperature: float = 0.0,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+def generate(
+    model: TinyVLM,
+    images: torch.Tensor,
+    prompt_ids: torch.Tensor,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int = 0,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Continue ``prompt_ids`` token by token, conditioned on ``images``.
 
     prompt_ids: (P,) the same prompt for every image, or (B, P) without padding.
@@ -438,19 +508,24 @@ def generate(model: TinyVLM, images: torch.Tensor, prompt_ids: torch.Tensor,
         prompt_ids = prompt_ids.unsqueeze(0).expand(images.shape[0], -1)
     _check_ids(prompt_ids, "prompt_ids", model.vocab_size, model.max_text_len)
     if prompt_ids.shape[0] != images.shape[0]:
-        raise ValueError(f"prompt_ids has {prompt_ids.shape[0]} rows but images has "
-                         f"{images.shape[0]}")
-    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) \
-            or max_new_tokens < 0:
+        raise ValueError(
+            f"prompt_ids has {prompt_ids.shape[0]} rows but images has {images.shape[0]}"
+        )
+    if (
+        not isinstance(max_new_tokens, int)
+        or isinstance(max_new_tokens, bool)
+        or max_new_tokens < 0
+    ):
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
     if prompt_ids.shape[1] + max_new_tokens > model.max_text_len:
-        raise ValueError(f"prompt length {prompt_ids.shape[1]} + max_new_tokens "
-                         f"{max_new_tokens} exceeds the model's max_text_len "
-                         f"{model.max_text_len}")
+        raise ValueError(
+            f"prompt length {prompt_ids.shape[1]} + max_new_tokens "
+            f"{max_new_tokens} exceeds the model's max_text_len "
+            f"{model.max_text_len}"
+        )
     for name, value in [("eos_id", eos_id), ("pad_id", pad_id)]:
         if not isinstance(value, int) or not 0 <= value < model.vocab_size:
-            raise ValueError(f"{name} must be a token id in [0, {model.vocab_size}), "
-                             f"got {value!r}")
+            raise ValueError(f"{name} must be a token id in [0, {model.vocab_size}), got {value!r}")
     was_training = model.training
     model.eval()
     ids = prompt_ids.to(images.device)
@@ -468,27 +543,43 @@ def generate(model: TinyVLM, images: torch.Tensor, prompt_ids: torch.Tensor,
 
 
 # --------------------------------------------------------------------------- training
-def fit_vlm(model: TinyVLM, images: torch.Tensor, ids: torch.Tensor,
-            target_mask: torch.Tensor | None = None, epochs: int = 10, batch_size: int = 64,
-            lr: float = 3e-3, weight_decay: float = 0.01, seed: int = 0) -> list[float]:
+def fit_vlm(
+    model: TinyVLM,
+    images: torch.Tensor,
+    ids: torch.Tensor,
+    target_mask: torch.Tensor | None = None,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    weight_decay: float = 0.01,
+    seed: int = 0,
+) -> list[float]:
     """Train ``model`` with teacher forcing (next-token loss); returns the mean loss per epoch.
 
     images (M, C, H, W), ids (M, L), target_mask (M, L) bool; all on the model's device.
-    AdamW with a cosine learning-rate decay; the minibatch order comes from ``seed``.
+    AdamW with a cosine learning-rate decay. Batches are length-bucketed: rows of similar
+    length are batched together (in a random order, from ``seed``) and each batch is cut
+    after its last target, so short VQA rows do not pay for long captions' padding.
     """
     if not isinstance(model, TinyVLM):
         raise TypeError(f"model must be a TinyVLM, got {type(model).__name__}")
     _check_images(images)
     _check_ids(ids, "ids", model.vocab_size, model.max_text_len)
     if ids.shape[0] != images.shape[0]:
-        raise ValueError(f"images and ids must have the same number of rows, "
-                         f"got {images.shape[0]} and {ids.shape[0]}")
+        raise ValueError(
+            f"images and ids must have the same number of rows, "
+            f"got {images.shape[0]} and {ids.shape[0]}"
+        )
     _check_positive_int(epochs, "epochs")
     _check_positive_int(batch_size, "batch_size")
-    if not (isinstance(lr, (int, float)) and lr > 0):
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if target_mask is None:
         target_mask = torch.ones_like(ids, dtype=torch.bool)
+    elif target_mask.shape != ids.shape or target_mask.dtype != torch.bool:
+        raise ValueError(f"target_mask must be a bool tensor of shape {tuple(ids.shape)}")
+    positions = torch.arange(1, ids.shape[1] + 1, device=ids.device)
+    lengths = (target_mask * positions).amax(dim=1).cpu()  # last target position + 1
     m = images.shape[0]
     steps_per_epoch = math.ceil(m / batch_size)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -497,11 +588,15 @@ def fit_vlm(model: TinyVLM, images: torch.Tensor, ids: torch.Tensor,
     model.train()
     history = []
     for _ in range(epochs):
-        order = torch.randperm(m, generator=generator).to(images.device)
+        shuffled = torch.randperm(m, generator=generator)
+        bucketed = shuffled[torch.sort(lengths[shuffled], stable=True).indices]
+        batches = list(bucketed.split(batch_size))
         total = 0.0
-        for start in range(0, m, batch_size):
-            idx = order[start:start + batch_size]
-            loss = next_token_loss(model(images[idx], ids[idx]), ids[idx], target_mask[idx])
+        for b in torch.randperm(len(batches), generator=generator).tolist():
+            idx = batches[b].to(images.device)
+            n = int(lengths[batches[b]].max())
+            x, y, t = images[idx], ids[idx, :n], target_mask[idx, :n]
+            loss = next_token_loss(model(x, y), y, t)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -543,17 +638,30 @@ def estimate_forward_flops(n_params: float, n_tokens: float) -> float:
     return 2.0 * n_params * n_tokens
 
 
-def vit_image_params(width: int, layers: int, patch_size: int, image_size: int,
-                     embed_dim: int, in_channels: int = 3, mlp_ratio: int = 4) -> int:
+def vit_image_params(
+    width: int,
+    layers: int,
+    patch_size: int,
+    image_size: int,
+    embed_dim: int,
+    in_channels: int = 3,
+    mlp_ratio: int = 4,
+) -> int:
     """Parameters of a CLIP image tower (OpenAI's VisionTransformer layout).
 
     Patch conv without bias, a class token, position embeddings for 1 + N tokens, LayerNorms
     before and after the blocks, ``layers`` blocks (attention 4 d^2 + 4 d, MLP 2 r d^2 + r d
     + d, two LayerNorms 4 d), and a final projection d -> embed_dim without bias.
     """
-    for name, value in [("width", width), ("layers", layers), ("patch_size", patch_size),
-                        ("image_size", image_size), ("embed_dim", embed_dim),
-                        ("in_channels", in_channels), ("mlp_ratio", mlp_ratio)]:
+    for name, value in [
+        ("width", width),
+        ("layers", layers),
+        ("patch_size", patch_size),
+        ("image_size", image_size),
+        ("embed_dim", embed_dim),
+        ("in_channels", in_channels),
+        ("mlp_ratio", mlp_ratio),
+    ]:
         _check_positive_int(value, name)
     if image_size % patch_size:
         raise ValueError(f"patch_size={patch_size} must divide image_size={image_size}")
@@ -573,8 +681,9 @@ def published_figures():
 
     clip = "Radford et al., ICML 2021 (CLIP)"
     profile = "open_clip docs/model_profile.csv (Cherti et al. / Ilharco et al., open_clip)"
-    llava15 = ("Liu, Li, Li & Lee 2023, 'Improved Baselines with Visual Instruction Tuning' "
-               "(LLaVA-1.5)")
+    llava15 = (
+        "Liu, Li, Li & Lee 2023, 'Improved Baselines with Visual Instruction Tuning' (LLaVA-1.5)"
+    )
     rows = [
         ("CLIP ViT-B/32", "image encoder", "input resolution (pixels)", 224, clip),
         ("CLIP ViT-B/32", "image encoder", "patch size (pixels)", 32, clip),
@@ -586,8 +695,7 @@ def published_figures():
         ("CLIP ViT-B/32", "image encoder", "GFLOPs per image", 8.82, profile),
         ("CLIP ViT-B/32", "training data", "image-text pairs (M)", 400, clip),
         ("LLaVA-1.5-7B", "vision encoder", "model", "CLIP ViT-L/14, 336 px", llava15),
-        ("LLaVA-1.5-7B", "vision encoder", "parameters (M)", 304.29,
-         profile + " (ViT-L-14-336)"),
+        ("LLaVA-1.5-7B", "vision encoder", "parameters (M)", 304.29, profile + " (ViT-L-14-336)"),
         ("LLaVA-1.5-7B", "connector", "model", "2-layer MLP (GELU)", llava15),
         ("LLaVA-1.5-7B", "language model", "model", "Vicuna-7B v1.5 (Llama 2 7B)", llava15),
         ("LLaVA-1.5-7B", "training data", "pretraining image-text pairs (K)", 558, llava15),

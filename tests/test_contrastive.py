@@ -214,7 +214,42 @@ def test_multi_positive_loss():
         C.same_key_mask("abc")
 
 
+def test_few_negatives_loss():
+    image, text = unit(16, 4, seed=13), unit(16, 4, seed=14)
+    full = C.clip_loss(image, text, 2.0).item()
+    g = torch.Generator().manual_seed(0)
+    assert C.clip_loss_few_negatives(image, text, 2.0, 15, g).item() == pytest.approx(
+        full, rel=1e-6
+    )
+    # Uninformative embeddings: chance is ln(k + 1), not ln(B).
+    same = F.normalize(torch.ones(16, 4), dim=-1)
+    for k in (0, 1, 7):
+        assert C.clip_loss_few_negatives(same, same, 2.0, k, g).item() == pytest.approx(
+            math.log(k + 1), rel=1e-6, abs=1e-7
+        )
+    # Fewer competitors can only lower the loss (each kept set is a subset of the full row).
+    assert C.clip_loss_few_negatives(image, text, 2.0, 3, g).item() < full
+    keep = C._keep_negatives(16, 3, torch.Generator().manual_seed(1), "cpu")
+    assert keep.diagonal().all() and (keep.sum(dim=1) == 4).all()
+    with pytest.raises(ValueError, match="num_negatives must be an int in \\[0, 15\\]"):
+        C.clip_loss_few_negatives(image, text, 2.0, 16)
+
+
 # --------------------------------------------------------------------------- TinyCLIP
+
+
+def test_make_tiny_clip_uses_the_course_encoders():
+    from mmcourse.encoders import ImageCNN, TextTransformer
+
+    model = C.make_tiny_clip(30, embed_dim=8, width=16, image_channels=(4, 8))
+    assert isinstance(model.image_encoder[1], ImageCNN)
+    assert isinstance(model.text_encoder, TextTransformer)
+    ids = torch.randint(1, 30, (3, 5))
+    i, t, s = model(torch.rand(3, 3, 32, 32), ids, ids != 0)
+    assert i.shape == t.shape == (3, 8)
+    assert isinstance(C.make_tiny_clip(30, downsample=1).image_encoder, ImageCNN)
+    with pytest.raises(ValueError, match="downsample must be a positive int"):
+        C.make_tiny_clip(30, downsample=0)
 
 
 def test_tiny_clip_shapes_normalisation_and_temperature():

@@ -10,12 +10,14 @@ from sklearn.preprocessing import StandardScaler
 
 from mmcourse.datasets import (
     MultimodalDataset,
+    av_digits,
+    cache,
+    cats_dogs,
     load_av_digits,
     load_cats_dogs,
     make_loader,
     stratified_split,
 )
-from mmcourse.datasets import av_digits, cats_dogs, cache
 
 DIGITS = load_av_digits()
 PETS = load_cats_dogs()
@@ -114,8 +116,9 @@ def test_cats_dogs_captions_hide_the_label_but_leaky_ones_state_it():
 
 def _scores(features, labels, train, c):
     scaler = StandardScaler().fit(features[train])
-    model = LogisticRegression(max_iter=3000, C=c).fit(scaler.transform(features[train]),
-                                                       labels[train])
+    model = LogisticRegression(max_iter=3000, C=c).fit(
+        scaler.transform(features[train]), labels[train]
+    )
     return model.decision_function(scaler.transform(features))
 
 

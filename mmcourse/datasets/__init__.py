@@ -12,5 +12,12 @@ from mmcourse.datasets.cats_dogs import CatsDogs, load_cats_dogs
 from mmcourse.datasets.common import stratified_split
 from mmcourse.datasets.torch_data import MultimodalDataset, make_loader
 
-__all__ = ["AVDigits", "CatsDogs", "MultimodalDataset", "load_av_digits", "load_cats_dogs",
-           "make_loader", "stratified_split"]
+__all__ = [
+    "AVDigits",
+    "CatsDogs",
+    "MultimodalDataset",
+    "load_av_digits",
+    "load_cats_dogs",
+    "make_loader",
+    "stratified_split",
+]

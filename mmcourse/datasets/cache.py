@@ -70,8 +70,9 @@ def problems(name: str, root: Path | None = None) -> list[str]:
     return found
 
 
-def load_arrays(name: str, generate: Callable[[], dict[str, np.ndarray]],
-                root: Path | None = None) -> dict[str, np.ndarray]:
+def load_arrays(
+    name: str, generate: Callable[[], dict[str, np.ndarray]], root: Path | None = None
+) -> dict[str, np.ndarray]:
     """Load dataset ``name``, regenerating it first if any file is missing or corrupt."""
     root = root or data_dir()
     issues = problems(name, root)

@@ -30,23 +30,40 @@ SEED = 7
 N_PER_CLASS = 1000
 SIZE = 32  # pixels of the stored image; drawn at twice that and averaged down (anti-aliasing)
 CLASSES = ("cat", "dog")
-FURS = {"black": (0.12, 0.11, 0.10), "white": (0.93, 0.92, 0.88), "ginger": (0.90, 0.50, 0.16),
-        "grey": (0.55, 0.56, 0.58), "brown": (0.50, 0.32, 0.18)}
+FURS = {
+    "black": (0.12, 0.11, 0.10),
+    "white": (0.93, 0.92, 0.88),
+    "ginger": (0.90, 0.50, 0.16),
+    "grey": (0.55, 0.56, 0.58),
+    "brown": (0.50, 0.32, 0.18),
+}
 # Known bias, as in real photo collections: ginger is commoner among cats, brown among dogs.
 FUR_PROBS = {"cat": (0.2, 0.2, 0.25, 0.2, 0.15), "dog": (0.2, 0.2, 0.15, 0.2, 0.25)}
 POSES = ("sitting", "standing", "lying")
-BACKGROUNDS = {"grass": (0.30, 0.62, 0.25), "sofa": (0.55, 0.20, 0.22),
-               "snow": (0.86, 0.90, 0.96), "beach": (0.93, 0.82, 0.55)}
-PLACES = {"grass": "on the grass", "sofa": "on a sofa", "snow": "in the snow",
-          "beach": "on the beach"}
+BACKGROUNDS = {
+    "grass": (0.30, 0.62, 0.25),
+    "sofa": (0.55, 0.20, 0.22),
+    "snow": (0.86, 0.90, 0.96),
+    "beach": (0.93, 0.82, 0.55),
+}
+PLACES = {
+    "grass": "on the grass",
+    "sofa": "on a sofa",
+    "snow": "in the snow",
+    "beach": "on the beach",
+}
 POSE_WORDS = {"sitting": "sitting", "standing": "standing", "lying": "lying down"}
 CUES = ("strong", "weak", "neutral", "misleading")
 CUE_PROBS = (0.45, 0.2, 0.3, 0.05)
-STRONG = {"cat": ("purring", "meowing", "grooming its whiskers", "chasing a mouse"),
-          "dog": ("barking", "wagging its tail", "fetching a stick", "chewing a bone")}
+STRONG = {
+    "cat": ("purring", "meowing", "grooming its whiskers", "chasing a mouse"),
+    "dog": ("barking", "wagging its tail", "fetching a stick", "chewing a bone"),
+}
 # Behaviours both species show, each skewed towards one of them (used 70% for that one).
-WEAK = {"cat": ("napping in the sun", "watching a bird"),
-        "dog": ("playing with a ball", "waiting by the door")}
+WEAK = {
+    "cat": ("napping in the sun", "watching a bird"),
+    "dog": ("playing with a ball", "waiting by the door"),
+}
 NEUTRAL_ENDINGS = ("", "", "looking at the camera", "in the afternoon")
 
 
@@ -54,13 +71,13 @@ NEUTRAL_ENDINGS = ("", "", "looking at the camera", "in the afternoon")
 class CatsDogs(SubsetMixin):
     """The multimodal cats-vs-dogs set; per-sample fields share the first axis."""
 
-    images: np.ndarray          # float32 (N, 3, 32, 32) in [0, 1]
-    captions: list              # honest captions (never name the species)
-    leaky_captions: list        # "this is a cat": the label written into the text
-    paths: list                 # "images/cat/cat_0042.png": class-named file paths
-    labels: np.ndarray          # int64 (N,), 0 = cat, 1 = dog
-    attributes: pd.DataFrame    # one row of generating attributes per sample
-    split: np.ndarray           # "train" / "val" / "test"
+    images: np.ndarray  # float32 (N, 3, 32, 32) in [0, 1]
+    captions: list  # honest captions (never name the species)
+    leaky_captions: list  # "this is a cat": the label written into the text
+    paths: list  # "images/cat/cat_0042.png": class-named file paths
+    labels: np.ndarray  # int64 (N,), 0 = cat, 1 = dog
+    attributes: pd.DataFrame  # one row of generating attributes per sample
+    split: np.ndarray  # "train" / "val" / "test"
     classes: tuple = CLASSES
 
 
@@ -69,22 +86,27 @@ def _sample_attributes(rng: np.random.Generator) -> pd.DataFrame:
     n = species.size
     is_dog = species == "dog"
     fur_names = list(FURS)
-    fur = np.where(is_dog, rng.choice(fur_names, n, p=FUR_PROBS["dog"]),
-                   rng.choice(fur_names, n, p=FUR_PROBS["cat"]))
+    fur = np.where(
+        is_dog,
+        rng.choice(fur_names, n, p=FUR_PROBS["dog"]),
+        rng.choice(fur_names, n, p=FUR_PROBS["cat"]),
+    )
     pointy = np.where(is_dog, rng.random(n) < 0.2, True)
     muzzle = np.where(is_dog, rng.uniform(0.35, 1.0, n), rng.uniform(0.0, 0.5, n))
-    return pd.DataFrame({
-        "species": species,
-        "fur": fur,
-        "pose": rng.choice(POSES, n),
-        "background": rng.choice(list(BACKGROUNDS), n),
-        "facing": rng.choice(["left", "right"], n),
-        "ears": np.where(pointy, "pointed", "floppy"),
-        "muzzle": muzzle.round(3),
-        "occluded": rng.random(n) < 0.3,
-        "noise_std": rng.uniform(0.0, 0.2, n).round(3),
-        "cue": rng.choice(CUES, n, p=CUE_PROBS),
-    })
+    return pd.DataFrame(
+        {
+            "species": species,
+            "fur": fur,
+            "pose": rng.choice(POSES, n),
+            "background": rng.choice(list(BACKGROUNDS), n),
+            "facing": rng.choice(["left", "right"], n),
+            "ears": np.where(pointy, "pointed", "floppy"),
+            "muzzle": muzzle.round(3),
+            "occluded": rng.random(n) < 0.3,
+            "noise_std": rng.uniform(0.0, 0.2, n).round(3),
+            "cue": rng.choice(CUES, n, p=CUE_PROBS),
+        }
+    )
 
 
 def _caption(row, rng: np.random.Generator) -> str:
@@ -109,8 +131,10 @@ def _ellipse(yy, xx, cy, cx, ry, rx):
 
 def _triangle(yy, xx, apex, left, right):
     """Inside test for a triangle given three (y, x) corners, by signs of edge functions."""
+
     def edge(a, b):
         return (xx - a[1]) * (b[0] - a[0]) - (yy - a[0]) * (b[1] - a[1])
+
     d1, d2, d3 = edge(apex, left), edge(left, right), edge(right, apex)
     has_neg = (d1 < 0) | (d2 < 0) | (d3 < 0)
     has_pos = (d1 > 0) | (d2 > 0) | (d3 > 0)
@@ -138,17 +162,24 @@ def _draw(row, rng: np.random.Generator) -> np.ndarray:
     if row.ears == "pointed":
         for s in (-1, 1):
             base = hx + s * 5 * scale
-            img[_triangle(yy, xx, (hy - 15 * scale, base + s * 1.5 * scale),
-                          (hy - 3 * scale, base - 4 * scale),
-                          (hy - 3 * scale, base + 4 * scale))] = fur
+            img[
+                _triangle(
+                    yy,
+                    xx,
+                    (hy - 15 * scale, base + s * 1.5 * scale),
+                    (hy - 3 * scale, base - 4 * scale),
+                    (hy - 3 * scale, base + 4 * scale),
+                )
+            ] = fur
     img[_ellipse(yy, xx, hy, hx, hr, hr)] = fur
     if row.ears == "floppy":
         for s in (-1, 1):
-            img[_ellipse(yy, xx, hy + 4 * scale, hx + s * 8 * scale, 9 * scale,
-                         3.5 * scale)] = dark
+            img[_ellipse(yy, xx, hy + 4 * scale, hx + s * 8 * scale, 9 * scale, 3.5 * scale)] = dark
     length = 2 + 7 * row.muzzle
     mx = hx + side * (2 + length / 2) * scale
-    img[_ellipse(yy, xx, hy + 3 * scale, mx, 3 * scale, length * scale)] = np.clip(fur * 1.25 + 0.1, 0, 1)
+    img[_ellipse(yy, xx, hy + 3 * scale, mx, 3 * scale, length * scale)] = np.clip(
+        fur * 1.25 + 0.1, 0, 1
+    )
     nose_x = hx + side * (2 + length) * scale
     img[_ellipse(yy, xx, hy + 2 * scale, nose_x, 1.6 * scale, 1.6 * scale)] = 0.05
     for s in (-1, 1):  # eyes
@@ -156,7 +187,12 @@ def _draw(row, rng: np.random.Generator) -> np.ndarray:
     if row.occluded:  # a post or blanket in front of the head
         top = rng.uniform(hy - 16 * scale, hy - 4 * scale)
         left = rng.uniform(hx - 14, hx + 2)
-        block = (yy >= top) & (yy < top + rng.uniform(10, 18)) & (xx >= left) & (xx < left + rng.uniform(10, 16))
+        block = (
+            (yy >= top)
+            & (yy < top + rng.uniform(10, 18))
+            & (xx >= left)
+            & (xx < left + rng.uniform(10, 16))
+        )
         img[block] = rng.uniform(0.2, 0.8, 3)
     img = img.reshape(SIZE, 2, SIZE, 2, 3).mean(axis=(1, 3))
     img += rng.normal(0, row.noise_std, img.shape)

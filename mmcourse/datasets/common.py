@@ -27,8 +27,8 @@ def stratified_split(labels: np.ndarray, fractions=(0.6, 0.2, 0.2), seed: int = 
         n_train = round(fractions[0] * members.size)
         n_val = round(fractions[1] * members.size)
         split[members[:n_train]] = "train"
-        split[members[n_train:n_train + n_val]] = "val"
-        split[members[n_train + n_val:]] = "test"
+        split[members[n_train : n_train + n_val]] = "val"
+        split[members[n_train + n_val :]] = "test"
     return split
 
 
@@ -37,10 +37,14 @@ class SubsetMixin:
 
     def _per_sample_fields(self) -> list[str]:
         n = len(self.labels)
-        return [f.name for f in dataclasses.fields(self)
-                if hasattr(getattr(self, f.name), "__len__")
-                and not isinstance(getattr(self, f.name), str)
-                and len(getattr(self, f.name)) == n and f.name not in ("classes",)]
+        return [
+            f.name
+            for f in dataclasses.fields(self)
+            if hasattr(getattr(self, f.name), "__len__")
+            and not isinstance(getattr(self, f.name), str)
+            and len(getattr(self, f.name)) == n
+            and f.name not in ("classes",)
+        ]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -55,8 +59,9 @@ class SubsetMixin:
             index = np.asarray(which)
             if index.dtype == bool:
                 if index.shape != (len(self),):
-                    raise ValueError(f"boolean mask must have shape ({len(self)},), "
-                                     f"got {index.shape}")
+                    raise ValueError(
+                        f"boolean mask must have shape ({len(self)},), got {index.shape}"
+                    )
                 index = np.flatnonzero(index)
         changes = {}
         for name in self._per_sample_fields():

@@ -99,12 +99,12 @@ RECORD_UNITS = ("years", "mg/L", "ng/mL", "mmol/L")
 class Medicine(SubsetMixin):
     """Scan + patient record -> disease (1) or not (0). Per-sample arrays share the first axis."""
 
-    images: np.ndarray   # float32 (N, 1, 20, 20) in [0, 1]: the scan
+    images: np.ndarray  # float32 (N, 1, 20, 20) in [0, 1]: the scan
     records: np.ndarray  # float32 (N, 4): age, inflammation marker, tumour marker, sodium
-    labels: np.ndarray   # int64 (N,): 0 healthy, 1 disease
-    lesion: np.ndarray   # bool (N,): a lesion is drawn (disease cases, mostly)
-    mimic: np.ndarray    # bool (N,): a benign look-alike spot is drawn (healthy cases)
-    split: np.ndarray    # str (N,): "train" / "val" / "test"
+    labels: np.ndarray  # int64 (N,): 0 healthy, 1 disease
+    lesion: np.ndarray  # bool (N,): a lesion is drawn (disease cases, mostly)
+    mimic: np.ndarray  # bool (N,): a benign look-alike spot is drawn (healthy cases)
+    split: np.ndarray  # str (N,): "train" / "val" / "test"
     record_names: tuple = RECORD_NAMES
     record_units: tuple = RECORD_UNITS
     classes: tuple = ("healthy", "disease")
@@ -139,15 +139,27 @@ def _make_medicine(n: int = 1000, seed: int = SEEDS["medicine"]) -> dict[str, np
     tumour = np.exp(rng.normal(np.log(2.0) + 0.8 * y, 0.6))
     sodium = rng.normal(140, 3, n)  # unrelated to the disease: a distractor
     records = np.stack([age, inflammation, tumour, sodium], axis=1).astype(np.float32)
-    return {"images": _to_uint8(scan[:, None]), "records": records, "labels": y,
-            "lesion": lesion, "mimic": mimic, "split": stratified_split(y, seed=seed)}
+    return {
+        "images": _to_uint8(scan[:, None]),
+        "records": records,
+        "labels": y,
+        "lesion": lesion,
+        "mimic": mimic,
+        "split": stratified_split(y, seed=seed),
+    }
 
 
 def load_medicine() -> Medicine:
     """The medicine scenario: N=1000, balanced, split 60/20/20 (stratified)."""
     a = load_arrays("scenarios_medicine", _make_medicine)
-    return Medicine(images=_to_float(a["images"]), records=a["records"], labels=a["labels"],
-                    lesion=a["lesion"], mimic=a["mimic"], split=a["split"])
+    return Medicine(
+        images=_to_float(a["images"]),
+        records=a["records"],
+        labels=a["labels"],
+        lesion=a["lesion"],
+        mimic=a["mimic"],
+        split=a["split"],
+    )
 
 
 # ----------------------------------------------------------------------------- driving
@@ -158,8 +170,18 @@ FOCAL = 28.0  # focal length in pixels: an object of h metres at d metres is FOC
 MAX_RANGE = 40.0  # metres; the range map stores nearness = 1 - distance / MAX_RANGE
 CONDITIONS = ("day", "night", "fog")
 # clothes and car paints: red, blue, yellow, white, black, green, orange
-PALETTE = np.array([[0.85, 0.15, 0.1], [0.1, 0.25, 0.8], [0.95, 0.85, 0.1], [0.95, 0.95, 0.95],
-                    [0.05, 0.05, 0.05], [0.15, 0.65, 0.2], [0.95, 0.5, 0.05]], np.float32)
+PALETTE = np.array(
+    [
+        [0.85, 0.15, 0.1],
+        [0.1, 0.25, 0.8],
+        [0.95, 0.85, 0.1],
+        [0.95, 0.95, 0.95],
+        [0.05, 0.05, 0.05],
+        [0.15, 0.65, 0.2],
+        [0.95, 0.5, 0.05],
+    ],
+    np.float32,
+)
 OBSTACLE_KINDS = ("none", "pedestrian", "car")
 
 
@@ -167,14 +189,14 @@ OBSTACLE_KINDS = ("none", "pedestrian", "car")
 class Driving(SubsetMixin):
     """Camera + range map -> obstacle ahead (1) or clear road (0)."""
 
-    images: np.ndarray     # float32 (N, 3, 16, 16) in [0, 1]: RGB camera frame
-    depth: np.ndarray      # float32 (N, 1, 16, 16) in [0, 1]: nearness, 0 = no return
-    labels: np.ndarray     # int64 (N,): 0 clear, 1 obstacle
+    images: np.ndarray  # float32 (N, 3, 16, 16) in [0, 1]: RGB camera frame
+    depth: np.ndarray  # float32 (N, 1, 16, 16) in [0, 1]: nearness, 0 = no return
+    labels: np.ndarray  # int64 (N,): 0 clear, 1 obstacle
     condition: np.ndarray  # str (N,): "day" / "night" / "fog"
-    kind: np.ndarray       # int64 (N,): index into OBSTACLE_KINDS
-    distance: np.ndarray   # float32 (N,): metres to the obstacle (NaN when clear)
-    decoy: np.ndarray      # bool (N,): a flat look-alike is painted on the road (clear cases)
-    split: np.ndarray      # str (N,): "train" / "val" / "test"
+    kind: np.ndarray  # int64 (N,): index into OBSTACLE_KINDS
+    distance: np.ndarray  # float32 (N,): metres to the obstacle (NaN when clear)
+    decoy: np.ndarray  # bool (N,): a flat look-alike is painted on the road (clear cases)
+    split: np.ndarray  # str (N,): "train" / "val" / "test"
     conditions: tuple = CONDITIONS
     kinds: tuple = OBSTACLE_KINDS
     classes: tuple = ("clear", "obstacle")
@@ -188,8 +210,9 @@ def _make_driving(n: int = 960, seed: int = SEEDS["driving"]) -> dict[str, np.nd
     cells = rng.permutation(np.arange(n) % 6)
     condition, y = cells // 2, (cells % 2).astype(np.int64)
     # --- the scene: sky above the horizon, road below, ground distance shrinking downwards
-    ground_dist = np.where(yy > HORIZON, FOCAL_HEIGHT / np.maximum(yy + 0.5 - HORIZON, 1e-3),
-                           np.inf)  # (H, W) metres
+    ground_dist = np.where(
+        yy > HORIZON, FOCAL_HEIGHT / np.maximum(yy + 0.5 - HORIZON, 1e-3), np.inf
+    )  # (H, W) metres
     sky = np.array([0.55, 0.70, 0.90], np.float32)[:, None, None]
     road = np.array([0.42, 0.42, 0.44], np.float32)[:, None, None]
     scene = np.where(yy < HORIZON, sky, road * (0.9 + 0.02 * (yy - HORIZON)))  # (3, H, W)
@@ -243,14 +266,28 @@ def _make_driving(n: int = 960, seed: int = SEEDS["driving"]) -> dict[str, np.nd
     nearness = np.where(clutter, rng.uniform(0.8, 1.0, range_m.shape), nearness)
     distance = np.where(y == 1, dist, np.nan).astype(np.float32)
     strata = condition * 2 + y  # keep every (condition, label) cell's share across splits
-    return {"images": _to_uint8(image), "depth": _to_uint8(nearness[:, None]), "labels": y,
-            "condition": np.asarray(CONDITIONS)[condition], "kind": kind.astype(np.int64),
-            "distance": distance, "decoy": decoy, "split": stratified_split(strata, seed=seed)}
+    return {
+        "images": _to_uint8(image),
+        "depth": _to_uint8(nearness[:, None]),
+        "labels": y,
+        "condition": np.asarray(CONDITIONS)[condition],
+        "kind": kind.astype(np.int64),
+        "distance": distance,
+        "decoy": decoy,
+        "split": stratified_split(strata, seed=seed),
+    }
 
 
 def load_driving() -> Driving:
     """The driving scenario: N=960, 160 per (condition, label) cell, split 60/20/20."""
     a = load_arrays("scenarios_driving", _make_driving)
-    return Driving(images=_to_float(a["images"]), depth=_to_float(a["depth"]), labels=a["labels"],
-                   condition=a["condition"], kind=a["kind"], distance=a["distance"],
-                   decoy=a["decoy"], split=a["split"])
+    return Driving(
+        images=_to_float(a["images"]),
+        depth=_to_float(a["depth"]),
+        labels=a["labels"],
+        condition=a["condition"],
+        kind=a["kind"],
+        distance=a["distance"],
+        decoy=a["decoy"],
+        split=a["split"],
+    )

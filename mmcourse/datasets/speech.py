@@ -16,8 +16,9 @@ import numpy as np
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _ESPEAK_RATE, _ESPEAK_PITCH = 1, 3
 _POS_CHARACTER = 1
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                             ctypes.c_void_p)
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
 
 
 class _Engine:
@@ -36,10 +37,15 @@ class _Engine:
             ) from exc
         self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
         self.lib.espeak_Initialize.restype = ctypes.c_int
-        self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p,
-                                               ctypes.c_int]
-        rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0,
-                                          espeakng_loader.get_data_path().encode(), 0)
+        self.lib.espeak_Initialize.argtypes = [
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int,
+        ]
+        rate = self.lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), 0
+        )
         if rate <= 0:
             raise RuntimeError("espeak-ng failed to initialise")
         self.sample_rate = rate
@@ -70,8 +76,9 @@ class _Engine:
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
 
 
-def synthesize(text: str, voice: str = "en", rate: int = 170, pitch: int = 50,
-               sample_rate: int = 8000) -> np.ndarray:
+def synthesize(
+    text: str, voice: str = "en", rate: int = 170, pitch: int = 50, sample_rate: int = 8000
+) -> np.ndarray:
     """Speak ``text`` with espeak-ng; returns float32 samples in [-1, 1] at ``sample_rate``."""
     from scipy.signal import resample_poly
 
@@ -79,4 +86,5 @@ def synthesize(text: str, voice: str = "en", rate: int = 170, pitch: int = 50,
     samples = engine.say(text, voice, rate, pitch).astype(np.float32) / 32768.0
     common = gcd(engine.sample_rate, sample_rate)
     return resample_poly(samples, sample_rate // common, engine.sample_rate // common).astype(
-        np.float32)
+        np.float32
+    )

@@ -32,8 +32,13 @@ def _as_tensor(name: str, value) -> torch.Tensor:
 class MultimodalDataset(Dataset):
     """Samples as dicts: one tensor per modality, ``"label"``, and a ``"present"`` mask."""
 
-    def __init__(self, modalities: Mapping[str, object], labels, drop=(),
-                 corrupt: Mapping[str, Callable] | None = None):
+    def __init__(
+        self,
+        modalities: Mapping[str, object],
+        labels,
+        drop=(),
+        corrupt: Mapping[str, Callable] | None = None,
+    ):
         if not isinstance(modalities, Mapping) or not modalities:
             raise ValueError("modalities must be a non-empty dict of name -> array/tensor")
         self.labels = _as_tensor("labels", labels).long()
@@ -45,14 +50,17 @@ class MultimodalDataset(Dataset):
                 raise ValueError(f"modality name {name!r} is reserved")
             tensor = _as_tensor(name, value)
             if tensor.shape[0] != self.labels.shape[0]:
-                raise ValueError(f"modality {name!r} has {tensor.shape[0]} samples but labels "
-                                 f"has {self.labels.shape[0]}")
+                raise ValueError(
+                    f"modality {name!r} has {tensor.shape[0]} samples but labels "
+                    f"has {self.labels.shape[0]}"
+                )
             self.tensors[name] = tensor
         self.modalities = tuple(self.tensors)
         for name in (*drop, *(corrupt or {})):
             if name not in self.tensors:
-                raise ValueError(f"unknown modality {name!r} in drop/corrupt; "
-                                 f"have {self.modalities}")
+                raise ValueError(
+                    f"unknown modality {name!r} in drop/corrupt; have {self.modalities}"
+                )
         self.drop = frozenset(drop)
         self.corrupt = dict(corrupt or {})
         self.present = torch.tensor([m not in self.drop for m in self.modalities])
@@ -74,12 +82,14 @@ class MultimodalDataset(Dataset):
         return item
 
 
-def make_loader(dataset: Dataset, batch_size: int = 64, shuffle: bool = False,
-                seed: int = 0) -> DataLoader:
+def make_loader(
+    dataset: Dataset, batch_size: int = 64, shuffle: bool = False, seed: int = 0
+) -> DataLoader:
     """A DataLoader with ``num_workers=0`` and its own seeded generator, so the order of
     batches is the same on every run and does not depend on other random calls."""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=0,
-                      generator=generator)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=0, generator=generator
+    )

@@ -49,8 +49,8 @@ def _check_recall(fn) -> None:
 def _solution_recall():
     def recall(similarity, k):
         # rank of the right item = how many items score at least as high (ties count against)
-        right = similarity.diagonal().unsqueeze(1)            # (N, 1)
-        better = (similarity >= right).sum(dim=1) - 1          # others scoring >= the right one
+        right = similarity.diagonal().unsqueeze(1)  # (N, 1)
+        better = (similarity >= right).sum(dim=1) - 1  # others scoring >= the right one
         return (better < k).float().mean().item()
 
     return recall
@@ -61,7 +61,7 @@ register(
     check=_check_recall,
     solution=_solution_recall,
     hint="The right item of row i is column i. Count how many other items of the row score at "
-         "least as high; a hit is a count < k.",
+    "least as high; a hit is a count < k.",
 )
 
 
@@ -96,7 +96,7 @@ def _check_ensemble(fn) -> None:
 
 def _solution_ensemble():
     def ensemble(prompt_emb):
-        unit = F.normalize(prompt_emb, dim=-1)   # each prompt counts equally
+        unit = F.normalize(prompt_emb, dim=-1)  # each prompt counts equally
         return F.normalize(unit.mean(dim=1), dim=-1)  # back onto the unit sphere
 
     return ensemble
@@ -107,7 +107,7 @@ register(
     check=_check_ensemble,
     solution=_solution_ensemble,
     hint="F.normalize over the last dimension, mean over the template dimension (dim=1), "
-         "then normalise again.",
+    "then normalise again.",
 )
 
 
@@ -128,8 +128,9 @@ def _check_soft_targets(fn) -> None:
         got = fn(list(captions))
         if not isinstance(got, torch.Tensor) or got.shape != want.shape:
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            raise AssertionError(f"for {len(captions)} captions return a {tuple(want.shape)} "
-                                 f"tensor, got {shape}")
+            raise AssertionError(
+                f"for {len(captions)} captions return a {tuple(want.shape)} tensor, got {shape}"
+            )
         got = got.float()
         if not torch.allclose(got.sum(dim=1), torch.ones(len(captions)), atol=1e-6):
             raise AssertionError("each row is a probability distribution: it must sum to 1")
@@ -143,7 +144,7 @@ def _check_soft_targets(fn) -> None:
 def _solution_soft_targets():
     def soft_targets(captions):
         same = torch.tensor([[a == b for b in captions] for a in captions]).float()
-        return same / same.sum(dim=1, keepdim=True)   # each row sums to 1
+        return same / same.sum(dim=1, keepdim=True)  # each row sums to 1
 
     return soft_targets
 

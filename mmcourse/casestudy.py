@@ -1,0 +1,561 @@
+"""The seed article's case study, cats vs dogs from a picture and a caption, done right.
+
+The seed's model (section 5), in PyTorch and built from the course's parts:
+
+    I' = ImageCNN(image)                         CNN image branch          (B, d)
+    T' = TextRNN(caption ids, mask)              embedding + LSTM branch   (B, d)
+    X' = sigma(W_1 I' + W_2 T' + b)              the seed's fusion equation (ConcatFusion)
+    z  = W_3 X' + b',   y^ = sigma(z)            one sigmoid output: P(dog)
+    loss = binary cross-entropy(y^, y)
+
+:class:`CatsDogsNet` wraps ``mmcourse.models.MultimodalClassifier`` with one output logit
+``z`` and returns the two logits ``[0, z]``: ``softmax([0, z])[1] = sigmoid(z)`` and the
+cross-entropy of ``[0, z]`` is exactly the binary cross-entropy of ``sigmoid(z)``, so the
+course's training loop (``mmcourse.train.fit``) trains the seed's model unchanged.
+
+A net also carries its vocabulary (so a saved model can read new captions) and, per
+modality, the mean training feature that stands in for a *missing* modality: a batch may
+leave out ``"text"`` (or ``"image"``) or flag absent rows with ``"text_present"`` (B,) bool.
+The same substitution gives each modality's contribution to a prediction
+(:func:`contributions`, Shapley values from ``mmcourse.explain``).
+
+For learners: :func:`predict` (one picture + one caption, clear errors on bad input),
+:func:`save` / :func:`load` (state dict + vocabulary, loaded with ``weights_only=True``), and
+:func:`make_demo` (an ipywidgets front end over :func:`demo_view`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmcourse import explain
+from mmcourse.encoders import ImageCNN, TextRNN
+from mmcourse.fusion import ConcatFusion, GatedFusion, LowRankFusion, TensorFusion
+from mmcourse.models import MultimodalClassifier
+from mmcourse.text import UNK, Vocab, tokenize
+
+CLASSES = ("cat", "dog")
+IMAGE_SHAPE = (3, 32, 32)
+MODALITIES = ("image", "text")
+FORMAT = "mmcourse-catsdogs-v1"
+
+# name -> (constructor, description). "seed" is the article's equation; the others are
+# operators of mmcourse.fusion that multiply modalities (see notebook 03).
+FUSIONS = {
+    "seed": "sigma(W [I'; T'] + b), the seed's equation (ConcatFusion, sigmoid)",
+    "gmu": "gated multimodal unit (GatedFusion)",
+    "low_rank": "low-rank multimodal fusion (LowRankFusion, rank 4)",
+    "tensor": "tensor fusion (TensorFusion) + linear layer",
+}
+
+
+def make_fusion(name: str, in_dims: Sequence[int], hidden: int = 32) -> nn.Module:
+    """A fusion operator by name (see ``FUSIONS``) for features of sizes ``in_dims``.
+
+    With one modality every name gives ``ConcatFusion([d], hidden, "sigmoid")``: the same
+    head as the fused model, so that unimodal baselines differ only by the missing branch.
+    """
+    if name not in FUSIONS:
+        raise ValueError(f"fusion must be one of {sorted(FUSIONS)}, got {name!r}")
+    in_dims = list(in_dims)
+    if len(in_dims) == 1 or name == "seed":
+        return ConcatFusion(in_dims, hidden, activation="sigmoid")
+    if name == "gmu":
+        return GatedFusion(in_dims, hidden)
+    if name == "low_rank":
+        return LowRankFusion(in_dims, hidden, rank=4)
+    tensor = TensorFusion(in_dims)
+    return nn.Sequential(tensor, nn.Linear(tensor.out_dim, hidden), nn.ReLU())
+
+
+def _wrap(fusion: nn.Module) -> nn.Module:
+    """Give an nn.Sequential (tensor fusion + linear layer) the ``in_dims``/``out_dim`` that
+    MultimodalClassifier expects of a fusion."""
+    if isinstance(fusion, nn.Sequential) and not hasattr(fusion, "out_dim"):
+        fusion.in_dims = fusion[0].in_dims
+        fusion.out_dim = fusion[-2].out_features
+    return fusion
+
+
+class CatsDogsNet(nn.Module):
+    """The seed's cats-vs-dogs model (or a unimodal baseline) with its vocabulary.
+
+    Args:
+        vocab: a ``mmcourse.text.Vocab`` built on the training captions (or its token list).
+        modalities: ``("image", "text")``, ``("image",)`` or ``("text",)``.
+        fusion: a name from ``FUSIONS``; "seed" is the article's equation.
+        feature_dim: size d of I' and T'. hidden: size of X'.
+        max_len: captions are cut to this many tokens.
+        image_channels: widths of the CNN blocks (see ``ImageCNN``).
+
+    ``forward(batch)`` -> logits (B, 2) = [0, z]; ``logit(batch)`` -> z (B,);
+    ``proba(batch)`` -> P(dog) (B,). ``config`` holds the arguments (for ``save``/``load``).
+    """
+
+    def __init__(
+        self,
+        vocab: Vocab | Sequence[str],
+        modalities: Sequence[str] = MODALITIES,
+        fusion: str = "seed",
+        feature_dim: int = 32,
+        hidden: int = 32,
+        max_len: int = 16,
+        image_channels: Sequence[int] = (16, 32),
+    ):
+        super().__init__()
+        if not isinstance(vocab, Vocab):
+            if isinstance(vocab, str) or not isinstance(vocab, Sequence):
+                raise TypeError("vocab must be a mmcourse.text.Vocab or its list of tokens")
+            vocab = Vocab(list(vocab))
+        if isinstance(modalities, str):
+            modalities = (modalities,)
+        modalities = tuple(modalities)
+        if (
+            not modalities
+            or len(set(modalities)) != len(modalities)
+            or not set(modalities) <= set(MODALITIES)
+        ):
+            raise ValueError(
+                f"modalities must be distinct names from {MODALITIES}, got {modalities!r}"
+            )
+        modalities = tuple(m for m in MODALITIES if m in modalities)  # fixed order
+        if not isinstance(max_len, int) or max_len < 1:
+            raise ValueError(f"max_len must be a positive int, got {max_len!r}")
+        self.vocab, self.modalities, self.max_len = vocab, modalities, max_len
+        self.config = {
+            "modalities": list(modalities),
+            "fusion": fusion,
+            "feature_dim": feature_dim,
+            "hidden": hidden,
+            "max_len": max_len,
+            "image_channels": list(image_channels),
+        }
+        encoders: dict[str, nn.Module] = {}
+        if "image" in modalities:
+            encoders["image"] = ImageCNN(3, feature_dim, channels=tuple(image_channels))
+        if "text" in modalities:
+            encoders["text"] = TextRNN(len(vocab), feature_dim, cell="lstm", embed_dim=32)
+        fuse = _wrap(make_fusion(fusion, [feature_dim] * len(encoders), hidden))
+        self.net = MultimodalClassifier(encoders, fuse, num_classes=1)
+        for name in modalities:  # the stand-in feature of a missing modality (see fit_absent)
+            self.register_buffer(f"absent_{name}", torch.zeros(feature_dim))
+
+    # ------------------------------------------------------------------ forward
+    def _feature(self, batch: Mapping[str, torch.Tensor], name: str, size: int) -> torch.Tensor:
+        absent = getattr(self, f"absent_{name}").expand(size, -1)
+        if name not in batch:
+            return absent
+        encoder = self.net.encoders[name]
+        mask = batch.get(name + "_mask")
+        feature = encoder(batch[name]) if mask is None else encoder(batch[name], mask)
+        present = batch.get(name + "_present")
+        if present is None:
+            return feature
+        present = torch.as_tensor(present, dtype=torch.bool, device=feature.device)
+        if present.shape != (size,):
+            raise ValueError(
+                f"batch[{name + '_present'!r}] must be a bool tensor of shape ({size},)"
+            )
+        return torch.where(present[:, None], feature, absent)
+
+    def logit(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """z (B,): the logit of "dog"; a missing modality uses its stand-in feature."""
+        if not isinstance(batch, Mapping):
+            raise TypeError(f"batch must be a dict of tensors, got {type(batch).__name__}")
+        sizes = [len(v) for k, v in batch.items() if k in self.modalities or k.endswith("_present")]
+        if not sizes:
+            raise ValueError(
+                f"batch has none of the modalities {self.modalities}; keys: {sorted(batch)}"
+            )
+        size = sizes[0]
+        features = [self._feature(batch, name, size) for name in self.modalities]
+        return self.net.head(self.net.fusion(features))[:, 0]
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        z = self.logit(batch)
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+    def proba(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """y^ = sigma(z) = P(dog | inputs), (B,)."""
+        return torch.sigmoid(self.logit(batch))
+
+    @torch.no_grad()
+    def fit_absent(self, batch: Mapping[str, torch.Tensor]) -> None:
+        """Set each modality's stand-in to its mean feature over ``batch`` (the training set):
+        "missing" then means "an average caption / picture", a neutral input for the head."""
+        was_training = self.training
+        self.eval()
+        for name in self.modalities:
+            if name not in batch:
+                raise KeyError(f"batch needs {name!r} to compute its mean feature")
+            size = batch[name].shape[0]
+            only = {k: v for k, v in batch.items() if k in (name, name + "_mask")}
+            getattr(self, f"absent_{name}").copy_(self._feature(only, name, size).mean(0))
+        self.train(was_training)
+
+    # ------------------------------------------------------------------ text
+    def encode_captions(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and mask (B, max_len) of captions; an empty caption becomes one <unk>
+        (every caption needs a token for the LSTM), unknown words map to <unk>."""
+        if isinstance(captions, str):
+            raise TypeError("captions must be a list of strings, not one string")
+        captions = [c if tokenize(c) else UNK for c in captions]
+        return self.vocab.encode(captions, max_len=self.max_len)
+
+
+# --------------------------------------------------------------------------- data
+def make_batch(
+    data,
+    vocab: Vocab | CatsDogsNet,
+    captions: Sequence[str] | None = None,
+    max_len: int = 16,
+    device: torch.device | str = "cpu",
+) -> dict[str, torch.Tensor]:
+    """One batch dict with every sample of ``data`` (e.g. ``load_cats_dogs().subset("test")``):
+    "image" (N, 3, 32, 32), "text" + "text_mask" (N, max_len), "label" (N,).
+
+    ``captions`` replaces ``data.captions`` (e.g. ``data.leaky_captions`` or ``data.paths``).
+    """
+    if isinstance(vocab, CatsDogsNet):
+        max_len, vocab = vocab.max_len, vocab.vocab
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"vocab must be a mmcourse.text.Vocab or a CatsDogsNet, got {vocab!r}")
+    captions = list(data.captions if captions is None else captions)
+    if len(captions) != len(data.labels):
+        raise ValueError(f"captions has {len(captions)} entries for {len(data.labels)} samples")
+    captions = [c if tokenize(c) else UNK for c in captions]
+    ids, mask = vocab.encode(captions, max_len=max_len)
+    batch = {
+        "image": torch.as_tensor(np.asarray(data.images), dtype=torch.float32),
+        "text": ids,
+        "text_mask": mask,
+        "label": torch.as_tensor(np.asarray(data.labels), dtype=torch.long),
+    }
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def minibatches(batch: Mapping[str, torch.Tensor], batch_size: int = 64, seed: int = 0):
+    """A re-iterable loader over an in-memory batch dict: a new shuffle every epoch, seeded.
+
+    Faster than a DataLoader for data that already sits in memory (no per-item collation).
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return _Minibatches(dict(batch), batch_size, seed)
+
+
+class _Minibatches:
+    def __init__(self, batch, batch_size, seed):
+        self.batch, self.batch_size = batch, batch_size
+        self.size = len(batch["label"])
+        self.generator = torch.Generator().manual_seed(seed)  # fit(seed=...) re-seeds it
+
+    def __iter__(self):
+        order = torch.randperm(self.size, generator=self.generator)
+        for start in range(0, self.size, self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield {k: v[index.to(v.device)] for k, v in self.batch.items()}
+
+    def __len__(self):
+        return -(-self.size // self.batch_size)
+
+
+def only(batch: Mapping[str, torch.Tensor], modalities: Sequence[str]) -> dict:
+    """The batch restricted to ``modalities`` (their masks and flags) and the label."""
+    keep = {"label"} | {m + s for m in modalities for s in ("", "_mask", "_present")}
+    return {k: v for k, v in batch.items() if k in keep}
+
+
+def train_model(
+    train: Mapping[str, torch.Tensor],
+    val: Mapping[str, torch.Tensor],
+    vocab: Vocab,
+    modalities: Sequence[str] = MODALITIES,
+    fusion: str = "seed",
+    seed: int = 0,
+    epochs: int = 8,
+    lr: float = 3e-3,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    **net_kwargs,
+):
+    """Build a :class:`CatsDogsNet`, train it with ``mmcourse.train.fit`` (AdamW, the best
+    validation-accuracy epoch kept) and set its missing-modality stand-ins.
+
+    ``train``/``val``: batch dicts from :func:`make_batch`. Returns (net, history).
+    """
+    from mmcourse.train import fit
+    from mmcourse.utils import seed_everything
+
+    seed_everything(seed)
+    net = CatsDogsNet(vocab, modalities, fusion, **net_kwargs).to(device)
+    modalities = net.modalities
+    history = fit(
+        net,
+        minibatches(only(train, modalities), batch_size, seed),
+        [only(val, modalities)],
+        epochs=epochs,
+        lr=lr,
+        monitor="val_accuracy",
+        seed=seed,
+        device=device,
+        progress=False,
+    )
+    net.fit_absent(train)
+    net.eval()
+    return net, history
+
+
+# --------------------------------------------------------------------------- explanations
+def remove(batch: Mapping[str, torch.Tensor], name: str) -> dict:
+    """The batch with modality ``name`` marked absent for every row."""
+    if name not in MODALITIES:
+        raise ValueError(f"name must be one of {MODALITIES}, got {name!r}")
+    first = next(iter(batch.values()))
+    out = dict(batch)
+    out[name + "_present"] = torch.zeros(len(first), dtype=torch.bool, device=first.device)
+    return out
+
+
+@torch.no_grad()
+def contributions(
+    net: CatsDogsNet, batch: Mapping[str, torch.Tensor], method: str = "shapley"
+) -> dict[str, torch.Tensor]:
+    """Each modality's contribution to P(dog), per example (see ``explain.modality_contributions``).
+
+    Returns {"image": (B,), "text": (B,), "full": P(dog), "none": P(dog) with both absent};
+    with Shapley values image + text = full - none.
+    """
+    net.eval()
+    ablations = {m: (lambda b, m=m: remove(b, m)) for m in net.modalities}
+    return explain.modality_contributions(net.proba, only(batch, net.modalities), ablations, method)
+
+
+# --------------------------------------------------------------------------- prediction
+@dataclass
+class Prediction:
+    """What :func:`predict` returns for one picture and caption."""
+
+    label: str  # "cat" or "dog"
+    p_dog: float  # P(dog | inputs)
+    contributions: dict = field(default_factory=dict)  # modality -> change of P(dog)
+    tokens: list = field(default_factory=list)  # the caption's tokens
+    unknown_words: list = field(default_factory=list)  # tokens not in the vocabulary
+    baseline: float = 0.5  # P(dog) with every modality absent
+
+    @property
+    def confidence(self) -> float:
+        return self.p_dog if self.label == "dog" else 1.0 - self.p_dog
+
+    def __str__(self) -> str:
+        parts = [f"{self.label} (P(dog) = {self.p_dog:.2f})"]
+        for name, value in self.contributions.items():
+            parts.append(f"{name} {value:+.2f}")
+        if self.unknown_words:
+            parts.append(f"unknown words: {', '.join(self.unknown_words)}")
+        return "; ".join(parts)
+
+
+def check_image(image) -> torch.Tensor:
+    """Turn one picture into a float tensor (3, 32, 32) in [0, 1], or raise a clear error.
+
+    Accepts a tensor or array, channels first (3, 32, 32) or last (32, 32, 3), floats in
+    [0, 1] or uint8 in [0, 255] (as loaded from a PNG).
+    """
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+    elif isinstance(image, np.ndarray):
+        image = torch.from_numpy(np.ascontiguousarray(image))
+    else:
+        raise TypeError(
+            f"image must be a torch.Tensor or numpy array of shape (3, 32, 32), "
+            f"got {type(image).__name__}"
+        )
+    if image.dim() == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() != 3:
+        raise ValueError(
+            f"image must be one RGB picture of shape (3, 32, 32) or (32, 32, 3), "
+            f"got shape {tuple(image.shape)}"
+        )
+    if image.shape[0] not in (1, 3, 4) and image.shape[-1] in (1, 3, 4):
+        image = image.permute(2, 0, 1)  # channels last -> first
+    if image.shape[0] != 3:
+        raise ValueError(
+            f"image must have 3 colour channels (RGB), got {image.shape[0]} "
+            f"(shape {tuple(image.shape)}); convert grey or RGBA pictures to RGB first"
+        )
+    if tuple(image.shape[1:]) != IMAGE_SHAPE[1:]:
+        raise ValueError(
+            f"image must be 32x32 pixels, got {image.shape[1]}x{image.shape[2]}; resize it "
+            "first, e.g. mmcourse.image.resize(image[None], 32)[0]"
+        )
+    if image.dtype == torch.uint8:
+        image = image.float() / 255.0
+    if not image.is_floating_point():
+        raise TypeError(f"image must be float in [0, 1] or uint8, got dtype {image.dtype}")
+    image = image.float()
+    if not torch.isfinite(image).all():
+        raise ValueError("image contains NaN or infinite values")
+    if image.min() < 0 or image.max() > 1:
+        raise ValueError(
+            f"image values must lie in [0, 1], got [{image.min():.3g}, {image.max():.3g}]; "
+            "divide 0-255 pixel values by 255"
+        )
+    return image
+
+
+def check_caption(caption, vocab: Vocab) -> tuple[list[str], list[str]]:
+    """The caption's tokens and the unknown ones; None means "no caption"."""
+    if caption is None:
+        return [], []
+    if not isinstance(caption, str):
+        raise TypeError(
+            f"caption must be a str (or None for no caption), got {type(caption).__name__}"
+        )
+    tokens = tokenize(caption)
+    if not tokens:
+        raise ValueError(
+            f"caption {caption!r} has no words; pass caption=None to predict without a caption"
+        )
+    return tokens, [t for t in tokens if t not in vocab]
+
+
+@torch.no_grad()
+def predict(net: CatsDogsNet, image=None, caption: str | None = None) -> Prediction:
+    """Classify one picture and caption; either may be None (that modality is missing).
+
+    Unknown words are allowed (they map to <unk> and are listed in ``unknown_words``).
+    Also returns each modality's Shapley contribution to P(dog).
+    """
+    if not isinstance(net, CatsDogsNet):
+        raise TypeError(
+            f"net must be a CatsDogsNet (see train_model or load), got {type(net).__name__}"
+        )
+    if image is None and caption is None:
+        raise ValueError("give an image, a caption or both")
+    device = next(net.parameters()).device
+    batch: dict[str, torch.Tensor] = {}
+    if image is not None and "image" in net.modalities:
+        batch["image"] = check_image(image)[None].to(device)
+    tokens, unknown = check_caption(caption, net.vocab)
+    if tokens and "text" in net.modalities:
+        ids, mask = net.encode_captions([caption])
+        batch["text"], batch["text_mask"] = ids.to(device), mask.to(device)
+    if not batch:
+        raise ValueError(f"this model reads only {net.modalities}; none of them was given")
+    for m in net.modalities:  # a missing modality is marked absent (its stand-in is used)
+        if m not in batch:
+            batch[m + "_present"] = torch.zeros(1, dtype=torch.bool, device=device)
+    contrib = contributions(net, batch)
+    p_dog = float(contrib["full"][0])
+    return Prediction(
+        label=CLASSES[int(p_dog >= 0.5)],
+        p_dog=p_dog,
+        contributions={m: float(contrib[m][0]) for m in net.modalities},
+        tokens=tokens,
+        unknown_words=unknown,
+        baseline=float(contrib["none"][0]),
+    )
+
+
+# --------------------------------------------------------------------------- save / load
+def save(net: CatsDogsNet, path: str | Path) -> Path:
+    """Save weights, configuration and vocabulary: plain tensors, lists and strings only."""
+    if not isinstance(net, CatsDogsNet):
+        raise TypeError(f"net must be a CatsDogsNet, got {type(net).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    torch.save(
+        {
+            "format": FORMAT,
+            "config": net.config,
+            "vocab": list(net.vocab.tokens),
+            "state_dict": state,
+        },
+        path,
+    )
+    return path
+
+
+def load(path: str | Path, map_location: torch.device | str = "cpu") -> CatsDogsNet:
+    """Rebuild a :class:`CatsDogsNet` saved by :func:`save` (``torch.load(weights_only=True)``:
+    loading never runs code from the file)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no saved model at {path}")
+    saved = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a model saved by mmcourse.casestudy.save")
+    config = dict(saved["config"])
+    config["image_channels"] = tuple(config["image_channels"])
+    net = CatsDogsNet(saved["vocab"], **config)
+    net.load_state_dict(saved["state_dict"])
+    return net.to(map_location).eval()
+
+
+# --------------------------------------------------------------------------- demo
+def demo_view(net: CatsDogsNet, images, index: int, caption: str | None) -> tuple[Prediction, str]:
+    """The logic of the widget demo: predict picture ``images[index]`` with ``caption``
+    (blank = no caption); returns the prediction and the text the widget shows."""
+    if not isinstance(index, int) or not 0 <= index < len(images):
+        raise ValueError(f"index must be an int in [0, {len(images)}), got {index!r}")
+    caption = caption if caption and caption.strip() else None
+    prediction = predict(net, images[index], caption)
+    lines = [
+        f"Prediction: {prediction.label.upper()}   P(dog) = {prediction.p_dog:.2f}",
+        f"  with no input at all P(dog) would be {prediction.baseline:.2f}",
+    ]
+    for name, value in prediction.contributions.items():
+        towards = "dog" if value > 0 else "cat"
+        lines.append(f"  {name:>5}: {value:+.2f}  (pushes towards {towards})")
+    if caption is None:
+        lines.append("  (no caption: the text branch sees its average caption)")
+    if prediction.unknown_words:
+        lines.append(f"  unknown words (read as <unk>): {', '.join(prediction.unknown_words)}")
+    return prediction, "\n".join(lines)
+
+
+def make_demo(net: CatsDogsNet, images, captions: Sequence[str], index: int = 0):
+    """An ipywidgets demo: a slider picks a picture, a text box holds its caption (edit it!),
+    the output shows the picture, the prediction and each modality's contribution."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    slider = widgets.IntSlider(value=index, min=0, max=len(images) - 1, description="picture")
+    text = widgets.Text(
+        value=captions[index], description="caption", layout=widgets.Layout(width="95%")
+    )
+    out = widgets.Output()
+
+    def render(*_):
+        out.clear_output(wait=True)
+        with out:
+            try:
+                _, summary = demo_view(net, images, slider.value, text.value)
+            except (ValueError, TypeError) as exc:
+                summary = f"error: {exc}"
+            fig, ax = plt.subplots(figsize=(1.8, 1.8))
+            ax.imshow(check_image(images[slider.value]).permute(1, 2, 0).numpy())
+            ax.axis("off")
+            plt.show()
+            print(summary)
+
+    def new_picture(change):
+        text.value = captions[change["new"]]  # triggers render through the text box
+        render()
+
+    slider.observe(new_picture, names="value")
+    text.observe(render, names="value")
+    render()
+    box = widgets.VBox([slider, text, out])
+    box.render = render  # for tests: re-render on demand
+    box.slider, box.text, box.out = slider, text, out
+    return box
