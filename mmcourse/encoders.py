@@ -23,6 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmcourse.attention import PositionalEncoding, TransformerBlock
+from mmcourse.utils import count_parameters  # noqa: F401  (re-exported)
 
 
 def _check_float(name: str, x, ndim: int, shape_hint: str) -> None:
@@ -374,13 +375,6 @@ class MLPEncoder(nn.Module):
                 f"x must have in_dim={self.in_dim} features, got shape {tuple(x.shape)}"
             )
         return self.net(x)
-
-
-def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters of a module."""
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
 def estimate_flops(module: nn.Module, *inputs: torch.Tensor) -> int:

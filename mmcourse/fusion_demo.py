@@ -375,3 +375,112 @@ def gate_sweep(a, b, y, gates=None) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy for each gate in ``gates`` (default 101 values from 0 to 1)."""
     gates = np.linspace(0, 1, 101) if gates is None else np.asarray(gates, dtype=float)
     return gates, np.array([gate_accuracy(a, b, y, float(g)) for g in gates])
+
+
+# --------------------------------------------------------------------------------------------
+# Pictures
+# --------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def xor_decision_grid(
+    model: nn.Module, span: float = 2.0, steps: int = 81, dim: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P(y = 1) of a model trained on ``make_xor_modalities`` over a grid of the two
+    informative features (a_0, b_0), the other features set to 0.
+
+    Returns (U, V, P), each (steps, steps): a_0 = U, b_0 = V, P the predicted probability.
+    """
+    _positive_int(steps, "steps")
+    axis = torch.linspace(-span, span, steps)
+    U, V = torch.meshgrid(axis, axis, indexing="xy")
+    a = torch.zeros(steps * steps, dim)
+    b = torch.zeros(steps * steps, dim)
+    a[:, 0], b[:, 0] = U.reshape(-1), V.reshape(-1)
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    model.eval()
+    probs = torch.softmax(model({"a": a.to(device), "b": b.to(device)}), dim=1)[:, 1]
+    return U.numpy(), V.numpy(), probs.reshape(steps, steps).cpu().numpy()
+
+
+def _box(ax, x, y, text, color, width=0.26, height=0.17):
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - width / 2, y - height / 2),
+            width,
+            height,
+            boxstyle="round,pad=0.01",
+            fc=color,
+            ec="0.3",
+        )
+    )
+    ax.text(x, y, text, ha="center", va="center", fontsize=8)
+
+
+def _arrow(ax, start, end):
+    ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": "0.3"})
+
+
+def plot_fusion_levels(axes=None):
+    """Four schematic diagrams: early, late, model-level in parallel, model-level in series.
+
+    Returns the four axes. Blue boxes are inputs, green ones learned modules, orange ones
+    the point where the modalities meet.
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 4, figsize=(15, 3.2))
+    axes = list(np.ravel(axes))
+    if len(axes) != 4:
+        raise ValueError(f"axes must hold 4 subplots, got {len(axes)}")
+    blue, green, orange = "#cfe2f3", "#d9ead3", "#fce5cd"
+    # early: features concatenated, one model
+    ax = axes[0]
+    _box(ax, 0.15, 0.75, "image I", blue)
+    _box(ax, 0.15, 0.25, "audio A", blue)
+    _box(ax, 0.5, 0.5, "concat\n[I; A]", orange, width=0.22)
+    _box(ax, 0.84, 0.5, "one model\n-> y", green, width=0.26)
+    for y in (0.75, 0.25):
+        _arrow(ax, (0.28, y), (0.39, 0.5))
+    _arrow(ax, (0.61, 0.5), (0.71, 0.5))
+    ax.set_title("early (feature-level) fusion")
+    # late: one model per modality, predictions combined
+    ax = axes[1]
+    for y, name in ((0.75, "image I"), (0.25, "audio A")):
+        _box(ax, 0.13, y, name, blue, width=0.2)
+        _box(ax, 0.46, y, "model\n-> p(y | .)", green)
+        _arrow(ax, (0.23, y), (0.33, y))
+        _arrow(ax, (0.59, y), (0.71, 0.5))
+    _box(ax, 0.85, 0.5, "average /\nproduct", orange, width=0.26)
+    ax.set_title("late (decision-level) fusion")
+    # model-level, parallel: branches side by side, joined inside the network
+    ax = axes[2]
+    for y, name in ((0.75, "image I"), (0.25, "audio A")):
+        _box(ax, 0.13, y, name, blue, width=0.2)
+        _box(ax, 0.42, y, "encoder", green, width=0.2)
+        _arrow(ax, (0.23, y), (0.32, y))
+        _arrow(ax, (0.52, y), (0.6, 0.5))
+    _box(ax, 0.7, 0.5, "fusion\nlayer", orange, width=0.2)
+    _box(ax, 0.92, 0.5, "head", green, width=0.13)
+    _arrow(ax, (0.8, 0.5), (0.855, 0.5))
+    ax.set_title("model-level: in parallel")
+    # model-level, series: one model's output steers the next
+    ax = axes[3]
+    _box(ax, 0.13, 0.78, "audio A", blue, width=0.2)
+    _box(ax, 0.45, 0.78, "model 1", green, width=0.2)
+    _box(ax, 0.13, 0.25, "image I", blue, width=0.2)
+    _box(ax, 0.55, 0.25, "model 2\n(conditioned)", orange, width=0.3)
+    _box(ax, 0.9, 0.25, "-> y", green, width=0.14)
+    _arrow(ax, (0.23, 0.78), (0.35, 0.78))
+    _arrow(ax, (0.5, 0.69), (0.55, 0.34))
+    _arrow(ax, (0.23, 0.25), (0.4, 0.25))
+    _arrow(ax, (0.7, 0.25), (0.83, 0.25))
+    ax.text(0.6, 0.52, "e.g. FiLM:\ngamma, beta", fontsize=8)
+    ax.set_title("model-level: in series")
+    for ax in axes:
+        ax.set(xlim=(0, 1), ylim=(0, 1))
+        ax.axis("off")
+    return axes

@@ -67,3 +67,10 @@ def env_report(print_it: bool = True) -> dict:
         for key, value in report.items():
             print(f"{key:<{width}}  {value}")
     return report
+
+
+def count_parameters(module: torch.nn.Module, trainable_only: bool = True) -> int:
+    """Number of parameters of a module (only those with ``requires_grad`` by default)."""
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

@@ -46,6 +46,16 @@ __all__ = [
     "sample_next_token",
     "generate",
     "fit_vlm",
+    "QUESTIONS",
+    "CAPTION_PROMPT",
+    "SPECIALS",
+    "build_vocab",
+    "encode_pairs",
+    "encode_prompt",
+    "decode_answers",
+    "mentioned_value",
+    "attribute_accuracy",
+    "nearest_neighbours",
     "count_parameters",
     "count_flops",
     "estimate_forward_flops",
@@ -605,6 +615,124 @@ def fit_vlm(
         history.append(total / m)
     model.eval()
     return history
+
+
+# --------------------------------------------------------------------------- captions and VQA
+# Questions about the cats-vs-dogs attributes; each answer is one attribute value.
+QUESTIONS = {
+    "fur": "what colour is the pet?",
+    "pose": "is it sitting, standing or lying?",
+    "background": "where is the pet?",
+    "species": "is it a cat or a dog?",
+}
+CAPTION_PROMPT = "describe the picture"
+SPECIALS = ("<bos>", "<sep>", "<eos>")  # after mmcourse.text's <pad> (id 0) and <unk> (id 1)
+
+
+def build_vocab(texts):
+    """A ``mmcourse.text.Vocab`` of ``texts`` with the special tokens the decoder needs.
+
+    Ids: 0 <pad>, 1 <unk>, 2 <bos> (start), 3 <sep> (end of the prompt), 4 <eos> (end of
+    the answer), then the words of ``texts`` (captions, questions, answers), most frequent
+    first. ``mmcourse.text.tokenize`` drops punctuation, so no word can collide with them.
+    """
+    from mmcourse.text import PAD, UNK, Vocab
+
+    return Vocab([PAD, UNK, *SPECIALS, *Vocab.build(texts).tokens[2:]])
+
+
+def _special_ids(vocab) -> tuple[int, int, int]:
+    try:
+        return tuple(vocab.index[t] for t in SPECIALS)
+    except (AttributeError, KeyError):
+        raise ValueError("vocab must be built with vlm.build_vocab (it lacks the tokens "
+                         f"{SPECIALS})") from None
+
+
+def encode_prompt(vocab, prompt: str) -> torch.Tensor:
+    """``<bos> prompt <sep>`` as a LongTensor (P,): what the decoder is given to continue."""
+    bos, sep, _ = _special_ids(vocab)
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    return torch.tensor([bos, *vocab.ids(prompt), sep], dtype=torch.long)
+
+
+def encode_pairs(vocab, prompts, answers, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training rows ``<bos> prompt <sep> answer <eos> <pad>...`` for (prompt, answer) pairs.
+
+    Returns ids (M, max_len) long and target_mask (M, max_len) bool, True at the answer's
+    tokens and its <eos>: the loss teaches the model to answer, not to repeat the question.
+    """
+    _, _, eos = _special_ids(vocab)
+    if isinstance(prompts, str) or isinstance(answers, str):
+        raise TypeError("prompts and answers must be lists of strings, not single strings")
+    prompts, answers = list(prompts), list(answers)
+    if len(prompts) != len(answers) or not prompts:
+        raise ValueError(f"prompts and answers must be non-empty and of equal length, "
+                         f"got {len(prompts)} and {len(answers)}")
+    _check_positive_int(max_len, "max_len")
+    ids = torch.zeros(len(prompts), max_len, dtype=torch.long)
+    mask = torch.zeros(len(prompts), max_len, dtype=torch.bool)
+    for i, (prompt, answer) in enumerate(zip(prompts, answers, strict=True)):
+        head = encode_prompt(vocab, prompt).tolist()
+        tail = [*vocab.ids(answer), eos]
+        if len(head) + len(tail) > max_len:
+            raise ValueError(f"row {i} needs {len(head) + len(tail)} tokens, more than "
+                             f"max_len={max_len}: {prompt!r} -> {answer!r}")
+        ids[i, :len(head) + len(tail)] = torch.tensor(head + tail)
+        mask[i, len(head):len(head) + len(tail)] = True
+    return ids, mask
+
+
+def decode_answers(vocab, ids: torch.Tensor, prompt_len: int) -> list[str]:
+    """The generated part of each row of ``generate``'s output, up to (not including) <eos>."""
+    _, _, eos = _special_ids(vocab)
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
+        raise ValueError("ids must be a tensor of shape (B, L)")
+    texts = []
+    for row in ids[:, prompt_len:].tolist():
+        row = row[:row.index(eos)] if eos in row else row
+        texts.append(vocab.decode(row))
+    return texts
+
+
+def mentioned_value(text: str, values) -> str | None:
+    """The first of ``values`` (single words) that ``text`` mentions, or None."""
+    from mmcourse.text import tokenize
+
+    values = set(values)
+    return next((tok for tok in tokenize(text) if tok in values), None)
+
+
+def attribute_accuracy(texts, truth, values=None) -> float:
+    """Fraction of ``texts`` whose first mentioned attribute value equals ``truth``.
+
+    A text that names no value, or the wrong one first, counts as wrong. ``values``: the
+    possible values (default: those in ``truth``).
+    """
+    texts, truth = list(texts), [str(t) for t in truth]
+    if len(texts) != len(truth) or not texts:
+        raise ValueError(f"texts and truth must be non-empty and of equal length, "
+                         f"got {len(texts)} and {len(truth)}")
+    values = set(truth) if values is None else {str(v) for v in values}
+    hits = [mentioned_value(t, values) == y for t, y in zip(texts, truth, strict=True)]
+    return sum(hits) / len(hits)
+
+
+def nearest_neighbours(train: torch.Tensor, query: torch.Tensor, chunk: int = 512):
+    """Index of the nearest ``train`` row (Euclidean) for each ``query`` row: (Q,) long.
+
+    Rows are flattened, so images (N, C, H, W) are compared pixel by pixel: the baseline
+    "caption a new image with the caption of the most similar training image".
+    """
+    for name, x in [("train", train), ("query", query)]:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+            raise TypeError(f"{name} must be a float tensor with a batch axis first")
+    train, query = train.flatten(1), query.flatten(1)
+    if train.shape[1] != query.shape[1]:
+        raise ValueError(f"train and query rows must have the same size, "
+                         f"got {train.shape[1]} and {query.shape[1]}")
+    return torch.cat([torch.cdist(q, train).argmin(dim=1) for q in query.split(chunk)])
 
 
 # --------------------------------------------------------------------------- compute and scale

@@ -361,3 +361,75 @@ def test_published_figures_have_sources():
     assert set(table.columns) == {"model", "component", "figure", "value", "source"}
     assert table["source"].str.len().min() > 10
     assert {"CLIP ViT-B/32", "LLaVA-1.5-7B"} <= set(table["model"])
+
+
+# ----------------------------------------------------------------------------- captions and VQA
+def _vocab():
+    return vlm.build_vocab(["a ginger pet sitting on a sofa", *vlm.QUESTIONS.values(),
+                            vlm.CAPTION_PROMPT])
+
+
+def test_vocab_and_pair_encoding():
+    vocab = _vocab()
+    assert vocab.tokens[:5] == ["<pad>", "<unk>", *vlm.SPECIALS]
+    ids, mask = vlm.encode_pairs(vocab, ["what colour is the pet?"], ["ginger"], 12)
+    row = ids[0].tolist()
+    assert row[0] == 2 and row[6] == 3 and row[7] == vocab.index["ginger"] and row[8] == 4
+    assert mask[0].nonzero().flatten().tolist() == [7, 8]  # the answer and <eos> only
+    assert vlm.decode_answers(vocab, ids, 7) == ["ginger"]
+    assert vlm.encode_prompt(vocab, "where is the pet?").tolist()[-1] == 3
+    with pytest.raises(ValueError, match="max_len"):
+        vlm.encode_pairs(vocab, ["what colour is the pet?"], ["ginger"], 5)
+    with pytest.raises(ValueError, match="equal length"):
+        vlm.encode_pairs(vocab, ["a", "b"], ["c"], 8)
+    from mmcourse.text import Vocab
+
+    with pytest.raises(ValueError, match="build_vocab"):
+        vlm.encode_prompt(Vocab.build(["a b"]), "a")
+
+
+def test_attribute_accuracy_and_mentions():
+    assert vlm.mentioned_value("a ginger pet, black spots", ["black", "ginger"]) == "ginger"
+    assert vlm.mentioned_value("a pet", ["black"]) is None
+    texts = ["a ginger pet on a sofa", "a black cat", "a pet"]
+    assert vlm.attribute_accuracy(texts, ["ginger", "white", "grey"],
+                                  ["ginger", "white", "grey", "black"]) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="equal length"):
+        vlm.attribute_accuracy(texts, ["ginger"])
+
+
+def test_nearest_neighbours():
+    train = torch.tensor([[0.0, 0.0], [10.0, 10.0], [5.0, 0.0]])
+    query = torch.tensor([[9.0, 9.0], [4.0, 1.0], [0.1, 0.0]])
+    assert vlm.nearest_neighbours(train, query, chunk=2).tolist() == [1, 2, 0]
+    with pytest.raises(ValueError, match="same size"):
+        vlm.nearest_neighbours(train, torch.zeros(2, 3))
+    with pytest.raises(TypeError, match="train"):
+        vlm.nearest_neighbours([[0.0]], query)
+
+
+# ----------------------------------------------------------------------------- exercises
+def test_exercises_accept_solutions_and_reject_plausible_mistakes():
+    from mmcourse.exercises import get
+
+    for key in ("07.patchify", "07.vit_params", "07.temperature"):
+        ex = get(key)
+        ex.check(ex.solution())  # does not raise
+
+    def reshape_only(images, p):  # right shape, pixels of several patches mixed
+        b, c, h, w = images.shape
+        return images.reshape(b, (h // p) * (w // p), c * p * p)
+
+    def blocks_only(width, layers, patch_size, image_size, embed_dim):
+        return 12 * width * width * layers  # the rule of thumb, not the exact count
+
+    def multiplies(logits, temperature, generator=None):
+        if temperature == 0:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits * temperature, -1)  # should divide
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+    for key, wrong in (("07.patchify", reshape_only), ("07.vit_params", blocks_only),
+                       ("07.temperature", multiplies)):
+        with pytest.raises(AssertionError):
+            get(key).check(wrong)

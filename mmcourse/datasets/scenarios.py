@@ -169,17 +169,10 @@ FOCAL_HEIGHT = 30.0  # focal length (px) x camera height (m): ground row = HORIZ
 FOCAL = 28.0  # focal length in pixels: an object of h metres at d metres is FOCAL * h / d px tall
 MAX_RANGE = 40.0  # metres; the range map stores nearness = 1 - distance / MAX_RANGE
 CONDITIONS = ("day", "night", "fog")
-# clothes and car paints: red, blue, yellow, white, black, green, orange
+# clothes and car paints: red, blue, yellow, white, black, green, orange, navy
 PALETTE = np.array(
-    [
-        [0.85, 0.15, 0.1],
-        [0.1, 0.25, 0.8],
-        [0.95, 0.85, 0.1],
-        [0.95, 0.95, 0.95],
-        [0.05, 0.05, 0.05],
-        [0.15, 0.65, 0.2],
-        [0.95, 0.5, 0.05],
-    ],
+    [[0.85, 0.15, 0.1], [0.1, 0.25, 0.8], [0.95, 0.85, 0.1], [0.95, 0.95, 0.95],
+     [0.05, 0.05, 0.05], [0.15, 0.65, 0.2], [0.95, 0.5, 0.05], [0.05, 0.07, 0.18]],
     np.float32,
 )
 OBSTACLE_KINDS = ("none", "pedestrian", "car")
@@ -221,7 +214,7 @@ def _make_driving(n: int = 960, seed: int = SEEDS["driving"]) -> dict[str, np.nd
     scene += 0.03 * _smooth_noise(rng, (n, size, size), 1)[:, None]  # road texture, clutter
     # --- an obstacle (pedestrian or car) at a random distance and lateral offset
     kind = np.where(y == 1, np.where(rng.random(n) < 0.6, 1, 2), 0)
-    dist = rng.uniform(4.0, 25.0, n)
+    dist = rng.uniform(4.0, 18.0, n)
     height_m = np.where(kind == 2, rng.uniform(1.3, 1.6, n), rng.uniform(1.5, 1.9, n))
     width_m = np.where(kind == 2, rng.uniform(1.6, 1.9, n), rng.uniform(0.4, 0.6, n))
     base = HORIZON + FOCAL_HEIGHT / dist  # the row where the obstacle touches the road
@@ -264,6 +257,7 @@ def _make_driving(n: int = 960, seed: int = SEEDS["driving"]) -> dict[str, np.nd
     # fog also scatters some pulses back early: spurious near returns
     clutter = fog[:, None, None] & (rng.random(range_m.shape) < 0.03) & beams[None, :, None]
     nearness = np.where(clutter, rng.uniform(0.8, 1.0, range_m.shape), nearness)
+    returns = (valid & hit & ~clutter).sum(axis=(1, 2))  # range points that hit the obstacle
     distance = np.where(y == 1, dist, np.nan).astype(np.float32)
     strata = condition * 2 + y  # keep every (condition, label) cell's share across splits
     return {
@@ -274,6 +268,7 @@ def _make_driving(n: int = 960, seed: int = SEEDS["driving"]) -> dict[str, np.nd
         "kind": kind.astype(np.int64),
         "distance": distance,
         "decoy": decoy,
+        "returns": returns.astype(np.int64),
         "split": stratified_split(strata, seed=seed),
     }
 
@@ -289,5 +284,6 @@ def load_driving() -> Driving:
         kind=a["kind"],
         distance=a["distance"],
         decoy=a["decoy"],
+        returns=a["returns"],
         split=a["split"],
     )

@@ -1,0 +1,249 @@
+"""Tests of mmcourse.casestudy on tiny random data (no dataset needed, fast)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmcourse import casestudy as cs
+from mmcourse.text import Vocab
+
+CAPTIONS = [
+    "a ginger pet sitting on a sofa, purring",
+    "a brown animal lying down on the grass, barking",
+    "a grey furry friend standing in the snow",
+    "a black pet sitting on the beach, wagging its tail",
+]
+
+
+def tiny_data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    return SimpleNamespace(
+        images=rng.random((n, 3, 32, 32), dtype=np.float32),
+        captions=[CAPTIONS[i % 4] for i in range(n)],
+        labels=labels.astype(np.int64),
+    )
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return Vocab.build(CAPTIONS)
+
+
+def tiny_net(vocab, modalities=cs.MODALITIES, fusion="seed", seed=0):
+    torch.manual_seed(seed)
+    return cs.CatsDogsNet(vocab, modalities, fusion, feature_dim=8, hidden=8,
+                          image_channels=(4, 8)).eval()
+
+
+@pytest.fixture(scope="module")
+def batch(vocab):
+    return cs.make_batch(tiny_data(), vocab)
+
+
+# --------------------------------------------------------------------------- the model
+def test_two_logits_give_exactly_the_seed_sigmoid_and_bce(vocab, batch):
+    net = tiny_net(vocab)
+    logits = net(batch)
+    z = net.logit(batch)
+    assert logits.shape == (16, 2) and torch.equal(logits[:, 0], torch.zeros(16))
+    torch.testing.assert_close(torch.softmax(logits, 1)[:, 1], torch.sigmoid(z))
+    torch.testing.assert_close(net.proba(batch), torch.sigmoid(z))
+    ce = F.cross_entropy(logits, batch["label"])
+    bce = F.binary_cross_entropy_with_logits(z, batch["label"].float())
+    torch.testing.assert_close(ce, bce)
+
+
+@pytest.mark.parametrize("fusion", sorted(cs.FUSIONS))
+def test_every_fusion_builds_and_runs(vocab, batch, fusion):
+    net = tiny_net(vocab, fusion=fusion)
+    assert net(batch).shape == (16, 2)
+    assert set(net.net.encoders) == {"image", "text"}
+
+
+def test_unimodal_models_ignore_the_other_modality(vocab, batch):
+    image_net = tiny_net(vocab, ("image",))
+    other = dict(batch, text=torch.ones_like(batch["text"]))
+    torch.testing.assert_close(image_net(batch), image_net(other))
+    text_net = tiny_net(vocab, "text")
+    assert text_net.modalities == ("text",) and "image" not in text_net.net.encoders
+    assert text_net(cs.only(batch, ["text"])).shape == (16, 2)
+
+
+def test_bad_constructor_arguments(vocab):
+    with pytest.raises(ValueError, match="modalities"):
+        cs.CatsDogsNet(vocab, ("image", "audio"))
+    with pytest.raises(ValueError, match="modalities"):
+        cs.CatsDogsNet(vocab, ())
+    with pytest.raises(ValueError, match="fusion"):
+        cs.CatsDogsNet(vocab, fusion="magic")
+    with pytest.raises(TypeError, match="vocab"):
+        cs.CatsDogsNet("a b c")
+    with pytest.raises(ValueError, match="max_len"):
+        cs.CatsDogsNet(vocab, max_len=0)
+
+
+def test_missing_modality_uses_the_mean_feature(vocab, batch):
+    net = tiny_net(vocab)
+    net.fit_absent(batch)
+    with torch.no_grad():
+        mean_text = net.net.encoders["text"](batch["text"], batch["text_mask"]).mean(0)
+    torch.testing.assert_close(net.absent_text, mean_text)
+    no_text = {k: v for k, v in batch.items() if not k.startswith("text")}
+    flagged = dict(batch, text_present=torch.zeros(16, dtype=torch.bool))
+    torch.testing.assert_close(net(no_text), net(flagged))
+    # per-row flags: only the flagged rows change
+    rows = torch.arange(16) % 2 == 0
+    mixed = net(dict(batch, text_present=rows))
+    torch.testing.assert_close(mixed[rows], net(batch)[rows])
+    torch.testing.assert_close(mixed[~rows], net(no_text)[~rows])
+    with pytest.raises(ValueError, match="text_present"):
+        net(dict(batch, text_present=torch.ones(3, dtype=torch.bool)))
+    with pytest.raises(ValueError, match="none of the modalities"):
+        net({"label": batch["label"]})
+
+
+def test_contributions_add_up(vocab, batch):
+    net = tiny_net(vocab)
+    net.fit_absent(batch)
+    c = cs.contributions(net, batch)
+    torch.testing.assert_close(c["image"] + c["text"], c["full"] - c["none"])
+    torch.testing.assert_close(c["full"], net.proba(batch).detach())
+    loo = cs.contributions(net, batch, method="leave_one_out")
+    torch.testing.assert_close(loo["text"], c["full"] - net.proba(cs.remove(batch, "text")))
+    with pytest.raises(ValueError, match="name"):
+        cs.remove(batch, "audio")
+
+
+# --------------------------------------------------------------------------- data + training
+def test_make_batch_and_minibatches(vocab):
+    data = tiny_data(10)
+    b = cs.make_batch(data, vocab, captions=[""] + data.captions[1:])
+    assert b["image"].shape == (10, 3, 32, 32) and b["text"].shape == (10, 16)
+    assert b["text_mask"].sum(1).min() >= 1  # the empty caption became one <unk>
+    assert b["text"][0, 0] == 1
+    loader = cs.minibatches(b, batch_size=4, seed=0)
+    assert len(loader) == 3
+    seen = torch.cat([m["label"] for m in loader])
+    assert sorted(seen.tolist()) == sorted(b["label"].tolist())
+    first = [m["label"] for m in cs.minibatches(b, 4, seed=1)]
+    again = [m["label"] for m in cs.minibatches(b, 4, seed=1)]
+    assert all(torch.equal(a, c) for a, c in zip(first, again, strict=True))
+    with pytest.raises(ValueError, match="captions"):
+        cs.make_batch(data, vocab, captions=["x"])
+    with pytest.raises(TypeError, match="vocab"):
+        cs.make_batch(data, {"a": 1})
+    with pytest.raises(ValueError, match="batch_size"):
+        cs.minibatches(b, 0)
+
+
+def test_train_model_learns_a_trivial_text_task():
+    # the caption states the label: a text model must learn it (the leakage lesson in small)
+    data = tiny_data(64)
+    data.captions = [f"this is a {'dog' if y else 'cat'}" for y in data.labels]
+    vocab = Vocab.build(data.captions)
+    batch = cs.make_batch(data, vocab)
+    net, history = cs.train_model(batch, batch, vocab, ("text",), seed=0, epochs=15, lr=1e-2,
+                                  batch_size=16, feature_dim=8, hidden=8)
+    assert history.best_score == 1.0
+    assert not net.training
+    assert (net.proba(batch).round() == batch["label"]).all()
+
+
+# --------------------------------------------------------------------------- predict
+def test_predict_accepts_common_picture_formats(vocab):
+    net = tiny_net(vocab)
+    image = torch.rand(3, 32, 32)
+    p = cs.predict(net, image, "a ginger pet purring")
+    assert p.label in cs.CLASSES and 0 <= p.p_dog <= 1
+    assert p.label == ("dog" if p.p_dog >= 0.5 else "cat")
+    assert p.confidence >= 0.5
+    assert p.contributions["image"] + p.contributions["text"] == pytest.approx(
+        p.p_dog - p.baseline, abs=1e-5)
+    hwc_uint8 = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    q = cs.predict(net, hwc_uint8, "a ginger pet purring")
+    assert q.p_dog == pytest.approx(p.p_dog, abs=1e-2)
+    assert str(p).startswith(p.label)
+
+
+def test_predict_handles_unknown_words_and_missing_modalities(vocab):
+    net = tiny_net(vocab)
+    image = torch.rand(3, 32, 32)
+    p = cs.predict(net, image, "a zebra pet purring loudly")
+    assert p.unknown_words == ["zebra", "loudly"]
+    assert p.tokens == ["a", "zebra", "pet", "purring", "loudly"]
+    no_caption = cs.predict(net, image, None)
+    assert no_caption.contributions["text"] == 0.0
+    no_image = cs.predict(net, None, "a ginger pet purring")
+    assert no_image.contributions["image"] == 0.0
+    text_only = tiny_net(vocab, ("text",))
+    assert cs.predict(text_only, image, "purring").contributions.keys() == {"text"}
+
+
+@pytest.mark.parametrize(
+    ("image", "caption", "error", "match"),
+    [
+        (torch.rand(3, 64, 64), "a pet", ValueError, "32x32"),
+        (torch.rand(1, 32, 32), "a pet", ValueError, "3 colour channels"),
+        (torch.rand(32, 32, 4), "a pet", ValueError, "3 colour channels"),
+        (torch.rand(32, 32), "a pet", ValueError, "shape"),
+        (torch.rand(3, 32, 32) * 255, "a pet", ValueError, r"\[0, 1\]"),
+        (torch.full((3, 32, 32), float("nan")), "a pet", ValueError, "NaN"),
+        ([[0.0]], "a pet", TypeError, "image"),
+        (torch.rand(3, 32, 32), "", ValueError, "no words"),
+        (torch.rand(3, 32, 32), " ,.!", ValueError, "no words"),
+        (torch.rand(3, 32, 32), 42, TypeError, "caption"),
+        (None, None, ValueError, "image, a caption"),
+    ],
+)
+def test_predict_rejects_bad_inputs_clearly(vocab, image, caption, error, match):
+    with pytest.raises(error, match=match):
+        cs.predict(tiny_net(vocab), image, caption)
+
+
+def test_predict_rejects_a_model_of_the_wrong_kind():
+    with pytest.raises(TypeError, match="CatsDogsNet"):
+        cs.predict(torch.nn.Linear(2, 2), torch.rand(3, 32, 32), "a pet")
+
+
+# --------------------------------------------------------------------------- save / load
+def test_save_and_load_round_trip(tmp_path, vocab, batch):
+    net = tiny_net(vocab, fusion="gmu")
+    net.fit_absent(batch)
+    path = cs.save(net, tmp_path / "sub" / "model.pt")
+    loaded = cs.load(path)
+    assert loaded.vocab.tokens == vocab.tokens and loaded.config == net.config
+    torch.testing.assert_close(loaded(batch), net(batch))
+    torch.testing.assert_close(loaded.absent_text, net.absent_text)
+    raw = torch.load(path, weights_only=True)  # plain data only: safe to load
+    assert raw["format"] == cs.FORMAT
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        cs.load(tmp_path / "missing.pt")
+    torch.save({"something": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a model"):
+        cs.load(tmp_path / "other.pt")
+    with pytest.raises(TypeError, match="CatsDogsNet"):
+        cs.save(torch.nn.Linear(1, 1), tmp_path / "x.pt")
+
+
+# --------------------------------------------------------------------------- demo
+def test_demo_view_and_widget(vocab):
+    net = tiny_net(vocab)
+    data = tiny_data(4)
+    prediction, text = cs.demo_view(net, data.images, 1, data.captions[1])
+    assert prediction.label.upper() in text and "image" in text and "text" in text
+    _, blank = cs.demo_view(net, data.images, 1, "   ")
+    assert "no caption" in blank
+    _, unknown = cs.demo_view(net, data.images, 1, "a zebra")
+    assert "zebra" in unknown
+    with pytest.raises(ValueError, match="index"):
+        cs.demo_view(net, data.images, 4, "a pet")
+    box = cs.make_demo(net, data.images, data.captions)
+    box.slider.value = 2
+    assert box.text.value == data.captions[2]
