@@ -145,6 +145,40 @@ class CatsDogsNet(nn.Module):
         self.net = MultimodalClassifier(encoders, fuse, num_classes=1)
         for name in modalities:  # the stand-in feature of a missing modality (see fit_absent)
             self.register_buffer(f"absent_{name}", torch.zeros(feature_dim))
+        # per-channel statistics of the training pictures (see set_image_stats)
+        self.register_buffer("image_mean", torch.zeros(3, 1, 1))
+        self.register_buffer("image_std", torch.ones(3, 1, 1))
+
+        self.frozen: set[str] = set()
+
+    # ------------------------------------------------------------------ two-stage training
+    def adopt_encoders(self, *sources: CatsDogsNet, freeze: bool = True) -> None:
+        """Copy the trained encoders of ``sources`` (e.g. the image-only and the text-only
+        net) into this net; with ``freeze`` they stay fixed (weights and BatchNorm
+        statistics) while the fusion and head train: two-stage training."""
+        for source in sources:
+            if not isinstance(source, CatsDogsNet):
+                raise TypeError(f"sources must be CatsDogsNet models, got {type(source).__name__}")
+            if source.config["feature_dim"] != self.config["feature_dim"]:
+                raise ValueError("sources must have the same feature_dim as this net")
+            for name in source.modalities:
+                if name not in self.modalities:
+                    raise ValueError(f"this net has no {name!r} branch to adopt")
+                self.net.encoders[name].load_state_dict(source.net.encoders[name].state_dict())
+                if name == "image":
+                    self.image_mean.copy_(source.image_mean)
+                    self.image_std.copy_(source.image_std)
+                getattr(self, f"absent_{name}").copy_(getattr(source, f"absent_{name}"))
+                if freeze:
+                    self.frozen.add(name)
+                    self.net.encoders[name].requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name in self.frozen:  # frozen encoders keep their BatchNorm statistics
+            self.net.encoders[name].eval()
+        return self
 
     # ------------------------------------------------------------------ forward
     def _feature(self, batch: Mapping[str, torch.Tensor], name: str, size: int) -> torch.Tensor:
@@ -152,8 +186,10 @@ class CatsDogsNet(nn.Module):
         if name not in batch:
             return absent
         encoder = self.net.encoders[name]
-        mask = batch.get(name + "_mask")
-        feature = encoder(batch[name]) if mask is None else encoder(batch[name], mask)
+        if name == "image":  # standardise with the training set's statistics
+            feature = encoder((batch["image"] - self.image_mean) / self.image_std)
+        else:
+            feature = encoder(batch[name], batch.get(name + "_mask"))
         present = batch.get(name + "_present")
         if present is None:
             return feature
@@ -184,6 +220,15 @@ class CatsDogsNet(nn.Module):
     def proba(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """y^ = sigma(z) = P(dog | inputs), (B,)."""
         return torch.sigmoid(self.logit(batch))
+
+    @torch.no_grad()
+    def set_image_stats(self, images: torch.Tensor) -> None:
+        """Standardise pictures with the per-channel mean and std of ``images`` (N, 3, H, W),
+        the TRAINING pictures: the statistics travel with the saved model."""
+        if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError("images must be a (N, 3, H, W) tensor of training pictures")
+        self.image_mean.copy_(images.mean(dim=(0, 2, 3)).view(3, 1, 1))
+        self.image_std.copy_(images.std(dim=(0, 2, 3)).clamp_min(1e-6).view(3, 1, 1))
 
     @torch.no_grad()
     def fit_absent(self, batch: Mapping[str, torch.Tensor]) -> None:
@@ -281,8 +326,11 @@ def train_model(
     seed: int = 0,
     epochs: int = 8,
     lr: float = 3e-3,
-    batch_size: int = 64,
+    batch_size: int = 32,
+    scheduler: str | None = "cosine",
     device: torch.device | str = "cpu",
+    pretrained: Sequence[CatsDogsNet] = (),
+    freeze: bool = True,
     **net_kwargs,
 ):
     """Build a :class:`CatsDogsNet`, train it with ``mmcourse.train.fit`` (AdamW, the best
@@ -295,6 +343,10 @@ def train_model(
 
     seed_everything(seed)
     net = CatsDogsNet(vocab, modalities, fusion, **net_kwargs).to(device)
+    if "image" in net.modalities:
+        net.set_image_stats(train["image"])
+    if pretrained:
+        net.adopt_encoders(*pretrained, freeze=freeze)
     modalities = net.modalities
     history = fit(
         net,
@@ -302,12 +354,14 @@ def train_model(
         [only(val, modalities)],
         epochs=epochs,
         lr=lr,
+        scheduler=scheduler,
         monitor="val_accuracy",
         seed=seed,
         device=device,
         progress=False,
     )
-    net.fit_absent(train)
+    if not (pretrained and freeze):
+        net.fit_absent(train)
     net.eval()
     return net, history
 

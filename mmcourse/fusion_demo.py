@@ -177,6 +177,36 @@ def _group_frames(x: torch.Tensor, group: int) -> torch.Tensor:
     return x[:, :keep].reshape(n, frames // group, group, d).mean(2)
 
 
+class TokenEncoder(nn.Module):
+    """Per-position encoder for a sequence: h_t = ReLU(W x_t + b + p_t), with a learned
+    position embedding p_t. Attention alone ignores order; p_t tells it which row / frame
+    a token is. x (B, length, in_dim) -> (B, length, out_dim)."""
+
+    def __init__(self, in_dim: int, length: int, out_dim: int):
+        super().__init__()
+        self.in_dim = _positive_int(in_dim, "in_dim")
+        self.length = _positive_int(length, "length")
+        self.out_dim = _positive_int(out_dim, "out_dim")
+        self.linear = nn.Linear(in_dim, out_dim)
+        self.position = nn.Parameter(0.1 * torch.randn(length, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            not isinstance(x, torch.Tensor)
+            or x.ndim != 3
+            or x.shape[1:]
+            != (
+                self.length,
+                self.in_dim,
+            )
+        ):
+            raise ValueError(
+                f"x must have shape (B, {self.length}, {self.in_dim}), got "
+                f"{tuple(getattr(x, 'shape', ()))}"
+            )
+        return torch.relu(self.linear(x) + self.position)
+
+
 def fusion_zoo(in_dims: Sequence[int], num_classes: int, dim: int = 32) -> dict[str, Callable]:
     """One factory per operator, each giving a fused vector of about ``dim`` units (late
     fusion gives class scores). Used to compare the operators on equal terms."""
@@ -484,3 +514,45 @@ def plot_fusion_levels(axes=None):
         ax.set(xlim=(0, 1), ylim=(0, 1))
         ax.axis("off")
     return axes
+
+
+@torch.no_grad()
+def response_grid(
+    fusion: nn.Module, span: float = 2.0, steps: int = 41
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a two-input fusion operator computes, as a surface over two SCALAR modalities.
+
+    ``fusion`` must take two (B, 1) tensors. The response is output unit 0, or, for an
+    operator that produces class scores (late fusion), the score difference of class 1 and
+    class 0. Returns (U, V, R), each (steps, steps): x_a = U, x_b = V, R the response.
+    """
+    if list(getattr(fusion, "in_dims", [])) != [1, 1]:
+        raise ValueError("fusion must be built for two scalar modalities: in_dims=[1, 1]")
+    _positive_int(steps, "steps")
+    axis = torch.linspace(-span, span, steps)
+    U, V = torch.meshgrid(axis, axis, indexing="xy")
+    was_training = fusion.training
+    fusion.eval()
+    out = fusion([U.reshape(-1, 1), V.reshape(-1, 1)])
+    fusion.train(was_training)
+    if getattr(fusion, "produces_logits", False):
+        response = out[:, 1] - out[:, 0]
+    else:
+        response = out[:, 0]
+    return U.numpy(), V.numpy(), response.reshape(steps, steps).numpy()
+
+
+def interaction_strength(response: np.ndarray) -> float:
+    """How far a surface R(x_a, x_b) on a grid is from additive, f(x_a) + g(x_b).
+
+    Uses the mixed difference R(u, v) - R(u, v_0) - R(u_0, v) + R(u_0, v_0) at the grid's
+    centre (u_0, v_0), which is 0 for every additive surface; returns its largest absolute
+    value divided by the range of R (so the scale of the weights does not matter).
+    """
+    r = np.asarray(response, dtype=float)
+    if r.ndim != 2 or min(r.shape) < 3:
+        raise ValueError(f"response must be a 2-D grid of at least 3 x 3, got shape {r.shape}")
+    i0, j0 = r.shape[0] // 2, r.shape[1] // 2
+    mixed = r - r[i0 : i0 + 1, :] - r[:, j0 : j0 + 1] + r[i0, j0]
+    spread = r.max() - r.min()
+    return float(np.abs(mixed).max() / spread) if spread > 0 else 0.0

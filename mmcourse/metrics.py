@@ -184,8 +184,8 @@ def reliability_diagram(
 ):
     """Draw a reliability diagram on ``ax``: accuracy per confidence bin vs the diagonal.
 
-    Bars below the diagonal mean over-confidence. The ECE is written in the legend.
-    Returns ``ax``.
+    Bars below the diagonal mean over-confidence; the number above each bar is how many
+    predictions fell in that bin. The ECE is written in the legend. Returns ``ax``.
     """
     bins = calibration_bins(probs, y_true, n_bins)
     ece = expected_calibration_error(probs, y_true, n_bins)
@@ -193,7 +193,7 @@ def reliability_diagram(
     centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     filled = bins["count"] > 0
     name = f"{label}, " if label else ""
-    ax.bar(
+    bars = ax.bar(
         centers[filled],
         bins["accuracy"][filled],
         width=width[filled] * 0.9,
@@ -202,9 +202,11 @@ def reliability_diagram(
         edgecolor="k",
         label=f"{name}ECE = {ece:.3f}",
     )
+    # how many predictions each bar rests on: a bar of 3 samples says little
+    ax.bar_label(bars, labels=[str(c) for c in bins["count"][filled]], fontsize=7, padding=1)
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.05)
     ax.set_xlabel("confidence (top probability)")
     ax.set_ylabel("accuracy in bin")
     ax.legend(loc="upper left")

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmcourse.datasets.common import stratified_split as _dataset_split
+
 __all__ = [
     "MinMaxScaler",
     "Standardizer",
@@ -224,11 +226,11 @@ def stratified_split(
 ) -> np.ndarray:
     """Assign every sample to "train", "val" or "test" with the class proportions preserved.
 
-    Returns a str array (N,) like the datasets' ``split`` attribute; use :func:`split_indices`
-    to get index arrays. Two calls to sklearn's ``train_test_split(stratify=...)``.
+    Returns a str array (N,) like the datasets' ``split`` attribute (it is the very function
+    that made them, :func:`mmcourse.datasets.common.stratified_split`), after checking that
+    every class is large enough to appear in all three parts. Use :func:`split_indices` to
+    get index arrays.
     """
-    from sklearn.model_selection import train_test_split
-
     y = _as_numpy(labels, "labels")
     if y.ndim != 1:
         raise ValueError(f"labels must be 1-D (N,), got shape {y.shape}")
@@ -243,14 +245,7 @@ def stratified_split(
             f"class {rare!r} has only {counts.min()} samples; a stratified split with fractions "
             f"{tuple(fractions)} needs at least {n_needed} per class"
         )
-    index = np.arange(len(y))
-    train, rest = train_test_split(index, train_size=fr[0], stratify=y, random_state=seed)
-    val, test = train_test_split(
-        rest, train_size=fr[1] / (fr[1] + fr[2]), stratify=y[rest], random_state=seed
-    )
-    split = np.empty(len(y), dtype="<U5")
-    split[train], split[val], split[test] = SPLIT_NAMES
-    return split
+    return _dataset_split(y, tuple(fr), seed)
 
 
 def split_indices(split) -> dict[str, np.ndarray]:

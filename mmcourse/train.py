@@ -21,7 +21,6 @@ end. It returns a :class:`History` of per-epoch numbers that is easy to tabulate
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time
@@ -469,7 +468,7 @@ def fit(
             best_score, bad_epochs = score, 0
             history.best_epoch, history.best_score = epoch, float(score)
             if restore_best:  # a copy, because training keeps changing the tensors in place
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if checkpoint is not None:
                 save_checkpoint(model, checkpoint, epoch=epoch, monitor=monitor, score=float(score))
         else:

@@ -150,27 +150,38 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
 class PatchEmbedding(nn.Module):
     """ViT's patch embedding: a linear map of each flattened patch plus a learned position.
 
-    A Conv2d with kernel = stride = P is exactly a Linear layer applied to ``patchify``'s
-    output (the tests prove it); it is just the faster way to write it.
+    ``stem="linear"`` (ViT, Dosovitskiy et al., ICLR 2021): a Conv2d with kernel = stride = P,
+    which is exactly a Linear layer applied to ``patchify``'s output (the tests prove it).
+    ``stem="conv"``: a few stride-2 3x3 convolutions then a 1x1 one, one output per P x P
+    patch ("Early Convolutions Help Transformers See Better", Xiao et al., NeurIPS 2021): the
+    same tokens, but a ViT trained from scratch on little data learns much faster.
     images (B, C, H, W) -> tokens (B, N, dim).
     """
 
-    def __init__(
-        self, image_size: int = 32, patch_size: int = 8, in_channels: int = 3, dim: int = 64
-    ):
+    def __init__(self, image_size: int = 32, patch_size: int = 8, in_channels: int = 3,
+                 dim: int = 64, stem: str = "linear"):
         super().__init__()
-        for name, value in [
-            ("image_size", image_size),
-            ("patch_size", patch_size),
-            ("in_channels", in_channels),
-            ("dim", dim),
-        ]:
+        for name, value in [("image_size", image_size), ("patch_size", patch_size),
+                            ("in_channels", in_channels), ("dim", dim)]:
             _check_positive_int(value, name)
         if image_size % patch_size:
             raise ValueError(f"patch_size={patch_size} must divide image_size={image_size}")
         self.image_size, self.patch_size, self.in_channels = image_size, patch_size, in_channels
         self.num_patches = (image_size // patch_size) ** 2
-        self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
+        if stem == "linear":
+            self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
+        elif stem == "conv":
+            halvings = int(math.log2(patch_size))
+            if 2**halvings != patch_size:
+                raise ValueError(f"stem='conv' needs a power-of-two patch_size, got {patch_size}")
+            layers, channels = [], in_channels
+            for i in range(halvings):
+                out = max(8, dim // 2 ** (halvings - 1 - i))  # widen as the map shrinks
+                layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.GELU()]
+                channels = out
+            self.proj = nn.Sequential(*layers, nn.Conv2d(channels, dim, kernel_size=1))
+        else:
+            raise ValueError(f"stem must be 'linear' or 'conv', got {stem!r}")
         self.pos = nn.Parameter(torch.randn(1, self.num_patches, dim) * 0.02)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -229,10 +240,11 @@ class ViTEncoder(nn.Module):
         dim: int = 64,
         depth: int = 1,
         n_heads: int = 4,
+        stem: str = "linear",
     ):
         super().__init__()
         _check_positive_int(depth, "depth")
-        self.patch = PatchEmbedding(image_size, patch_size, in_channels, dim)
+        self.patch = PatchEmbedding(image_size, patch_size, in_channels, dim, stem)
         self.blocks = nn.ModuleList(Block(dim, n_heads) for _ in range(depth))
         self.ln = nn.LayerNorm(dim)
         self.dim, self.num_patches = dim, self.patch.num_patches
@@ -380,6 +392,7 @@ class TinyVLM(nn.Module):
         depth: int = 2,
         n_heads: int = 4,
         num_queries: int = 4,
+        stem: str = "linear",
     ):
         super().__init__()
         _check_positive_int(vocab_size, "vocab_size")
@@ -388,7 +401,7 @@ class TinyVLM(nn.Module):
             raise ValueError(f"connector must be one of {CONNECTORS}, got {connector!r}")
         self.vocab_size, self.max_text_len, self.connector = vocab_size, max_text_len, connector
         self.vision = ViTEncoder(
-            image_size, patch_size, in_channels, vision_dim, vision_depth, n_heads
+            image_size, patch_size, in_channels, vision_dim, vision_depth, n_heads, stem
         )
         if connector in ("linear", "mlp"):
             self.projector = make_projector(connector, vision_dim, d_model)
@@ -403,6 +416,7 @@ class TinyVLM(nn.Module):
             )
             self.num_prefix = 0
         self.tok_emb = nn.Embedding(vocab_size, d_model)
+        nn.init.normal_(self.tok_emb.weight, std=0.02)  # GPT-2's init: text and image tokens start at a similar scale
         self.pos_emb = nn.Parameter(torch.randn(1, self.num_prefix + max_text_len, d_model) * 0.02)
         self.blocks = nn.ModuleList(Block(d_model, n_heads) for _ in range(depth))
         self.ln_f = nn.LayerNorm(d_model)
@@ -567,7 +581,7 @@ def fit_vlm(
     """Train ``model`` with teacher forcing (next-token loss); returns the mean loss per epoch.
 
     images (M, C, H, W), ids (M, L), target_mask (M, L) bool; all on the model's device.
-    AdamW with a cosine learning-rate decay. Batches are length-bucketed: rows of similar
+    AdamW with a linear warm-up then cosine decay of the learning rate. Batches are length-bucketed: rows of similar
     length are batched together (in a random order, from ``seed``) and each batch is cut
     after its last target, so short VQA rows do not pay for long captions' padding.
     """
@@ -592,8 +606,17 @@ def fit_vlm(
     lengths = (target_mask * positions).amax(dim=1).cpu()  # last target position + 1
     m = images.shape[0]
     steps_per_epoch = math.ceil(m / batch_size)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs * steps_per_epoch)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
+                                  betas=(0.9, 0.95))  # beta2 = 0.95 as in GPT-3, for short runs
+    total_steps = epochs * steps_per_epoch
+    warmup = max(1, total_steps // 10)
+
+    def lr_factor(step: int) -> float:  # linear warm-up for 10% of the steps, then cosine
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_factor)
     generator = torch.Generator().manual_seed(seed)
     model.train()
     history = []

@@ -35,8 +35,9 @@ def vocab():
 
 def tiny_net(vocab, modalities=cs.MODALITIES, fusion="seed", seed=0):
     torch.manual_seed(seed)
-    return cs.CatsDogsNet(vocab, modalities, fusion, feature_dim=8, hidden=8,
-                          image_channels=(4, 8)).eval()
+    return cs.CatsDogsNet(
+        vocab, modalities, fusion, feature_dim=8, hidden=8, image_channels=(4, 8)
+    ).eval()
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +147,18 @@ def test_train_model_learns_a_trivial_text_task():
     data.captions = [f"this is a {'dog' if y else 'cat'}" for y in data.labels]
     vocab = Vocab.build(data.captions)
     batch = cs.make_batch(data, vocab)
-    net, history = cs.train_model(batch, batch, vocab, ("text",), seed=0, epochs=15, lr=1e-2,
-                                  batch_size=16, feature_dim=8, hidden=8)
+    net, history = cs.train_model(
+        batch,
+        batch,
+        vocab,
+        ("text",),
+        seed=0,
+        epochs=15,
+        lr=1e-2,
+        batch_size=16,
+        feature_dim=8,
+        hidden=8,
+    )
     assert history.best_score == 1.0
     assert not net.training
     assert (net.proba(batch).round() == batch["label"]).all()
@@ -162,7 +173,8 @@ def test_predict_accepts_common_picture_formats(vocab):
     assert p.label == ("dog" if p.p_dog >= 0.5 else "cat")
     assert p.confidence >= 0.5
     assert p.contributions["image"] + p.contributions["text"] == pytest.approx(
-        p.p_dog - p.baseline, abs=1e-5)
+        p.p_dog - p.baseline, abs=1e-5
+    )
     hwc_uint8 = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     q = cs.predict(net, hwc_uint8, "a ginger pet purring")
     assert q.p_dog == pytest.approx(p.p_dog, abs=1e-2)
