@@ -9,7 +9,8 @@ the history, early-stopping bookkeeping and (when asked) per-epoch validation.
     python benchmarks/train_overhead.py --repeats 7 --threads 2 --device cuda
 
 Runs are interleaved and the minimum of several repeats is kept, which filters out noise
-from other processes (on a busy machine, timings still vary; compare the ratio).
+from other processes; on the CPU the clock is the process's CPU time (on a busy machine,
+timings still vary; compare the ratio).
 """
 
 from __future__ import annotations
@@ -69,11 +70,17 @@ def bare_loop(model, train, val, epochs, lr, device):
                     float((logits.argmax(1) == batch["label"]).float().mean())
 
 
-def timed(fn) -> float:
+def timed(fn, device: torch.device) -> float:
+    """Seconds spent in ``fn``: CPU time of this process on the CPU (other processes on a
+    shared machine then matter less), wall time after a synchronisation on a GPU."""
+    if device.type != "cuda":
+        start = time.process_time()
+        fn()
+        return time.process_time() - start
+    torch.cuda.synchronize()
     start = time.perf_counter()
     fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
@@ -107,7 +114,7 @@ def main() -> None:
                     run = lambda m=model, v=v: bare_loop(  # noqa: E731
                         m, train, v, args.epochs, 1e-3, device
                     )
-                times[name].append(timed(run))
+                times[name].append(timed(run, device))
         best = {k: min(v) for k, v in times.items()}
         label = "with validation" if with_val else "training only"
         results[label] = best["fit"] / best["bare loop"]

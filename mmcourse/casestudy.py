@@ -106,7 +106,8 @@ class CatsDogsNet(nn.Module):
         feature_dim: int = 32,
         hidden: int = 32,
         max_len: int = 16,
-        image_channels: Sequence[int] = (16, 32),
+        image_channels: Sequence[int] = (8, 16),
+        image_pool: int = 4,
     ):
         super().__init__()
         if not isinstance(vocab, Vocab):
@@ -135,10 +136,13 @@ class CatsDogsNet(nn.Module):
             "hidden": hidden,
             "max_len": max_len,
             "image_channels": list(image_channels),
+            "image_pool": image_pool,
         }
         encoders: dict[str, nn.Module] = {}
         if "image" in modalities:
-            encoders["image"] = ImageCNN(3, feature_dim, channels=tuple(image_channels))
+            encoders["image"] = ImageCNN(
+                3, feature_dim, channels=tuple(image_channels), pool_size=image_pool
+            )
         if "text" in modalities:
             encoders["text"] = TextRNN(len(vocab), feature_dim, cell="lstm", embed_dim=32)
         fuse = _wrap(make_fusion(fusion, [feature_dim] * len(encoders), hidden))
@@ -183,13 +187,16 @@ class CatsDogsNet(nn.Module):
     # ------------------------------------------------------------------ forward
     def _feature(self, batch: Mapping[str, torch.Tensor], name: str, size: int) -> torch.Tensor:
         absent = getattr(self, f"absent_{name}").expand(size, -1)
-        if name not in batch:
+        if name + "_feature" in batch:  # precomputed by encode() (frozen encoders)
+            feature = batch[name + "_feature"]
+        elif name not in batch:
             return absent
-        encoder = self.net.encoders[name]
-        if name == "image":  # standardise with the training set's statistics
-            feature = encoder((batch["image"] - self.image_mean) / self.image_std)
+        elif name == "image":  # standardise with the training set's statistics
+            feature = self.net.encoders["image"](
+                (batch["image"] - self.image_mean) / self.image_std
+            )
         else:
-            feature = encoder(batch[name], batch.get(name + "_mask"))
+            feature = self.net.encoders[name](batch[name], batch.get(name + "_mask"))
         present = batch.get(name + "_present")
         if present is None:
             return feature
@@ -204,7 +211,11 @@ class CatsDogsNet(nn.Module):
         """z (B,): the logit of "dog"; a missing modality uses its stand-in feature."""
         if not isinstance(batch, Mapping):
             raise TypeError(f"batch must be a dict of tensors, got {type(batch).__name__}")
-        sizes = [len(v) for k, v in batch.items() if k in self.modalities or k.endswith("_present")]
+        sizes = [
+            len(v)
+            for k, v in batch.items()
+            if k in self.modalities or k.endswith("_present") or k.endswith("_feature")
+        ]
         if not sizes:
             raise ValueError(
                 f"batch has none of the modalities {self.modalities}; keys: {sorted(batch)}"
@@ -243,6 +254,27 @@ class CatsDogsNet(nn.Module):
             only = {k: v for k, v in batch.items() if k in (name, name + "_mask")}
             getattr(self, f"absent_{name}").copy_(self._feature(only, name, size).mean(0))
         self.train(was_training)
+
+    @torch.no_grad()
+    def encode(self, batch: Mapping[str, torch.Tensor], names: Sequence[str] | None = None) -> dict:
+        """The batch with each modality in ``names`` (default: the frozen ones) replaced by
+        its encoder's output, key "<name>_feature": a frozen encoder then runs once instead
+        of once per epoch."""
+        names = sorted(self.frozen) if names is None else list(names)
+        was_training = self.training
+        self.eval()
+        out = dict(batch)
+        for name in names:
+            if name not in batch:
+                continue
+            size = batch[name].shape[0]
+            out[name + "_feature"] = self._feature(
+                {k: batch[k] for k in (name, name + "_mask") if k in batch}, name, size
+            )
+            for key in (name, name + "_mask"):
+                out.pop(key, None)
+        self.train(was_training)
+        return out
 
     # ------------------------------------------------------------------ text
     def encode_captions(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -313,7 +345,7 @@ class _Minibatches:
 
 def only(batch: Mapping[str, torch.Tensor], modalities: Sequence[str]) -> dict:
     """The batch restricted to ``modalities`` (their masks and flags) and the label."""
-    keep = {"label"} | {m + s for m in modalities for s in ("", "_mask", "_present")}
+    keep = {"label"} | {m + s for m in modalities for s in ("", "_mask", "_present", "_feature")}
     return {k: v for k, v in batch.items() if k in keep}
 
 
@@ -348,10 +380,13 @@ def train_model(
     if pretrained:
         net.adopt_encoders(*pretrained, freeze=freeze)
     modalities = net.modalities
+    train_in, val_in = only(train, modalities), only(val, modalities)
+    if net.frozen:  # run the frozen encoders once, not once per epoch
+        train_in, val_in = net.encode(train_in), net.encode(val_in)
     history = fit(
         net,
-        minibatches(only(train, modalities), batch_size, seed),
-        [only(val, modalities)],
+        minibatches(train_in, batch_size, seed),
+        [val_in],
         epochs=epochs,
         lr=lr,
         scheduler=scheduler,
@@ -364,6 +399,34 @@ def train_model(
         net.fit_absent(train)
     net.eval()
     return net, history
+
+
+# --------------------------------------------------------------------------- robustness
+def mislead(captions: Sequence[str], labels, seed: int = 0) -> list[str]:
+    """Each caption with its behaviour replaced by the OTHER species' strong cue
+    ("..., barking" for a cat): a caption that lies, to test how much the model trusts text."""
+    from mmcourse.datasets.cats_dogs import STRONG
+
+    labels = np.asarray(labels)
+    if len(captions) != len(labels):
+        raise ValueError(f"captions ({len(captions)}) and labels ({len(labels)}) differ in length")
+    rng = np.random.default_rng(seed)
+    out = []
+    for caption, label in zip(captions, labels, strict=True):
+        other = CLASSES[1 - int(label)]
+        out.append(f"{caption.split(',')[0]}, {rng.choice(STRONG[other])}")
+    return out
+
+
+def corrupt(images: torch.Tensor, noise_std: float = 0.3, seed: int = 0) -> torch.Tensor:
+    """Pictures with Gaussian pixel noise of std ``noise_std`` added, clipped to [0, 1]."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise ValueError("images must be a (N, C, H, W) tensor")
+    if noise_std < 0:
+        raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(images.shape, generator=generator).to(images.device)
+    return (images + noise_std * noise).clamp(0, 1)
 
 
 # --------------------------------------------------------------------------- explanations

@@ -7,7 +7,9 @@ cross-entropy (InfoNCE, van den Oord, Li & Vinyals 2018) asks every image to pic
 caption among the B captions of the batch, and every caption its own image.
 
     clip_loss(image_emb, text_emb, logit_scale)      the symmetric InfoNCE loss
+    clip_loss_few_negatives(..., num_negatives)       the same with k sampled negatives per row
     TinyCLIP(image_encoder, text_encoder, ...)        towers + linear projections + scale
+    make_tiny_clip(vocab_size, ...)                   TinyCLIP on ImageCNN + TextTransformer
     train_clip(model, images, ids, mask, ...)         a small, seeded training loop
     embed_images / embed_texts                        embeddings of a whole set, no grad
     recall_at_k, retrieval_report, random_recall_at_k retrieval metrics and their chance level

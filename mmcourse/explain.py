@@ -150,7 +150,9 @@ def grad_cam(
     handle = layer.register_forward_hook(hook)
     try:
         with torch.enable_grad():
-            score = _scores(score_fn, image[None], 1, "image")[0]
+            # an input that needs a gradient builds the graph even when weights are frozen
+            x = image[None].detach().clone().requires_grad_(True)
+            score = _scores(score_fn, x, 1, "image")[0]
             if "A" not in captured:
                 raise ValueError("layer was never called by score_fn; pass a layer of the model")
             activation = captured["A"]

@@ -158,8 +158,10 @@ def av_digit_features(data, n_mfcc: int = 13) -> dict[str, torch.Tensor]:
         return (x - flat.mean(0)) / (flat.std(0) + 1e-6)
 
     images = torch.as_tensor(np.asarray(data.images, dtype=np.float32))
-    coeffs = mfcc(
-        torch.as_tensor(np.asarray(data.audio, dtype=np.float32)), data.sample_rate, n_mfcc=n_mfcc
+    audio = torch.as_tensor(np.asarray(data.audio, dtype=np.float32))
+    # in chunks of 256 clips: the STFT of all clips at once would add ~250 MB of peak memory
+    coeffs = torch.cat(
+        [mfcc(chunk, data.sample_rate, n_mfcc=n_mfcc) for chunk in audio.split(256)]
     )  # (N, n_mfcc, frames)
     pooled = torch.cat([coeffs.mean(-1), coeffs.std(-1)], dim=1)
     return {

@@ -150,38 +150,27 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
 class PatchEmbedding(nn.Module):
     """ViT's patch embedding: a linear map of each flattened patch plus a learned position.
 
-    ``stem="linear"`` (ViT, Dosovitskiy et al., ICLR 2021): a Conv2d with kernel = stride = P,
-    which is exactly a Linear layer applied to ``patchify``'s output (the tests prove it).
-    ``stem="conv"``: a few stride-2 3x3 convolutions then a 1x1 one, one output per P x P
-    patch ("Early Convolutions Help Transformers See Better", Xiao et al., NeurIPS 2021): the
-    same tokens, but a ViT trained from scratch on little data learns much faster.
+    As in ViT (Dosovitskiy et al., ICLR 2021), a Conv2d with kernel = stride = P: exactly a
+    Linear layer applied to ``patchify``'s output (the tests prove it), just faster.
     images (B, C, H, W) -> tokens (B, N, dim).
     """
 
-    def __init__(self, image_size: int = 32, patch_size: int = 8, in_channels: int = 3,
-                 dim: int = 64, stem: str = "linear"):
+    def __init__(
+        self, image_size: int = 32, patch_size: int = 8, in_channels: int = 3, dim: int = 64
+    ):
         super().__init__()
-        for name, value in [("image_size", image_size), ("patch_size", patch_size),
-                            ("in_channels", in_channels), ("dim", dim)]:
+        for name, value in [
+            ("image_size", image_size),
+            ("patch_size", patch_size),
+            ("in_channels", in_channels),
+            ("dim", dim),
+        ]:
             _check_positive_int(value, name)
         if image_size % patch_size:
             raise ValueError(f"patch_size={patch_size} must divide image_size={image_size}")
         self.image_size, self.patch_size, self.in_channels = image_size, patch_size, in_channels
         self.num_patches = (image_size // patch_size) ** 2
-        if stem == "linear":
-            self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
-        elif stem == "conv":
-            halvings = int(math.log2(patch_size))
-            if 2**halvings != patch_size:
-                raise ValueError(f"stem='conv' needs a power-of-two patch_size, got {patch_size}")
-            layers, channels = [], in_channels
-            for i in range(halvings):
-                out = max(8, dim // 2 ** (halvings - 1 - i))  # widen as the map shrinks
-                layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.GELU()]
-                channels = out
-            self.proj = nn.Sequential(*layers, nn.Conv2d(channels, dim, kernel_size=1))
-        else:
-            raise ValueError(f"stem must be 'linear' or 'conv', got {stem!r}")
+        self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
         self.pos = nn.Parameter(torch.randn(1, self.num_patches, dim) * 0.02)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -240,11 +229,10 @@ class ViTEncoder(nn.Module):
         dim: int = 64,
         depth: int = 1,
         n_heads: int = 4,
-        stem: str = "linear",
     ):
         super().__init__()
         _check_positive_int(depth, "depth")
-        self.patch = PatchEmbedding(image_size, patch_size, in_channels, dim, stem)
+        self.patch = PatchEmbedding(image_size, patch_size, in_channels, dim)
         self.blocks = nn.ModuleList(Block(dim, n_heads) for _ in range(depth))
         self.ln = nn.LayerNorm(dim)
         self.dim, self.num_patches = dim, self.patch.num_patches
@@ -392,7 +380,6 @@ class TinyVLM(nn.Module):
         depth: int = 2,
         n_heads: int = 4,
         num_queries: int = 4,
-        stem: str = "linear",
     ):
         super().__init__()
         _check_positive_int(vocab_size, "vocab_size")
@@ -401,7 +388,7 @@ class TinyVLM(nn.Module):
             raise ValueError(f"connector must be one of {CONNECTORS}, got {connector!r}")
         self.vocab_size, self.max_text_len, self.connector = vocab_size, max_text_len, connector
         self.vision = ViTEncoder(
-            image_size, patch_size, in_channels, vision_dim, vision_depth, n_heads, stem
+            image_size, patch_size, in_channels, vision_dim, vision_depth, n_heads
         )
         if connector in ("linear", "mlp"):
             self.projector = make_projector(connector, vision_dim, d_model)
@@ -416,7 +403,9 @@ class TinyVLM(nn.Module):
             )
             self.num_prefix = 0
         self.tok_emb = nn.Embedding(vocab_size, d_model)
-        nn.init.normal_(self.tok_emb.weight, std=0.02)  # GPT-2's init: text and image tokens start at a similar scale
+        nn.init.normal_(
+            self.tok_emb.weight, std=0.02
+        )  # GPT-2's init: text and image tokens start at a similar scale
         self.pos_emb = nn.Parameter(torch.randn(1, self.num_prefix + max_text_len, d_model) * 0.02)
         self.blocks = nn.ModuleList(Block(d_model, n_heads) for _ in range(depth))
         self.ln_f = nn.LayerNorm(d_model)
@@ -581,9 +570,10 @@ def fit_vlm(
     """Train ``model`` with teacher forcing (next-token loss); returns the mean loss per epoch.
 
     images (M, C, H, W), ids (M, L), target_mask (M, L) bool; all on the model's device.
-    AdamW with a linear warm-up then cosine decay of the learning rate. Batches are length-bucketed: rows of similar
-    length are batched together (in a random order, from ``seed``) and each batch is cut
-    after its last target, so short VQA rows do not pay for long captions' padding.
+    AdamW with a linear warm-up, then a cosine decay of the learning rate. Batches are
+    length-bucketed: rows of similar length are batched together (in a random order, from
+    ``seed``) and each batch is cut after its last target, so short VQA rows do not pay for
+    long captions' padding.
     """
     if not isinstance(model, TinyVLM):
         raise TypeError(f"model must be a TinyVLM, got {type(model).__name__}")
@@ -606,8 +596,9 @@ def fit_vlm(
     lengths = (target_mask * positions).amax(dim=1).cpu()  # last target position + 1
     m = images.shape[0]
     steps_per_epoch = math.ceil(m / batch_size)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
-                                  betas=(0.9, 0.95))  # beta2 = 0.95 as in GPT-3, for short runs
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95)
+    )  # beta2 = 0.95 as in GPT-3, for short runs
     total_steps = epochs * steps_per_epoch
     warmup = max(1, total_steps // 10)
 
@@ -668,8 +659,9 @@ def _special_ids(vocab) -> tuple[int, int, int]:
     try:
         return tuple(vocab.index[t] for t in SPECIALS)
     except (AttributeError, KeyError):
-        raise ValueError("vocab must be built with vlm.build_vocab (it lacks the tokens "
-                         f"{SPECIALS})") from None
+        raise ValueError(
+            f"vocab must be built with vlm.build_vocab (it lacks the tokens {SPECIALS})"
+        ) from None
 
 
 def encode_prompt(vocab, prompt: str) -> torch.Tensor:
@@ -691,8 +683,10 @@ def encode_pairs(vocab, prompts, answers, max_len: int) -> tuple[torch.Tensor, t
         raise TypeError("prompts and answers must be lists of strings, not single strings")
     prompts, answers = list(prompts), list(answers)
     if len(prompts) != len(answers) or not prompts:
-        raise ValueError(f"prompts and answers must be non-empty and of equal length, "
-                         f"got {len(prompts)} and {len(answers)}")
+        raise ValueError(
+            f"prompts and answers must be non-empty and of equal length, "
+            f"got {len(prompts)} and {len(answers)}"
+        )
     _check_positive_int(max_len, "max_len")
     ids = torch.zeros(len(prompts), max_len, dtype=torch.long)
     mask = torch.zeros(len(prompts), max_len, dtype=torch.bool)
@@ -700,10 +694,12 @@ def encode_pairs(vocab, prompts, answers, max_len: int) -> tuple[torch.Tensor, t
         head = encode_prompt(vocab, prompt).tolist()
         tail = [*vocab.ids(answer), eos]
         if len(head) + len(tail) > max_len:
-            raise ValueError(f"row {i} needs {len(head) + len(tail)} tokens, more than "
-                             f"max_len={max_len}: {prompt!r} -> {answer!r}")
-        ids[i, :len(head) + len(tail)] = torch.tensor(head + tail)
-        mask[i, len(head):len(head) + len(tail)] = True
+            raise ValueError(
+                f"row {i} needs {len(head) + len(tail)} tokens, more than "
+                f"max_len={max_len}: {prompt!r} -> {answer!r}"
+            )
+        ids[i, : len(head) + len(tail)] = torch.tensor(head + tail)
+        mask[i, len(head) : len(head) + len(tail)] = True
     return ids, mask
 
 
@@ -714,7 +710,7 @@ def decode_answers(vocab, ids: torch.Tensor, prompt_len: int) -> list[str]:
         raise ValueError("ids must be a tensor of shape (B, L)")
     texts = []
     for row in ids[:, prompt_len:].tolist():
-        row = row[:row.index(eos)] if eos in row else row
+        row = row[: row.index(eos)] if eos in row else row
         texts.append(vocab.decode(row))
     return texts
 
@@ -735,8 +731,10 @@ def attribute_accuracy(texts, truth, values=None) -> float:
     """
     texts, truth = list(texts), [str(t) for t in truth]
     if len(texts) != len(truth) or not texts:
-        raise ValueError(f"texts and truth must be non-empty and of equal length, "
-                         f"got {len(texts)} and {len(truth)}")
+        raise ValueError(
+            f"texts and truth must be non-empty and of equal length, "
+            f"got {len(texts)} and {len(truth)}"
+        )
     values = set(truth) if values is None else {str(v) for v in values}
     hits = [mentioned_value(t, values) == y for t, y in zip(texts, truth, strict=True)]
     return sum(hits) / len(hits)
@@ -753,8 +751,10 @@ def nearest_neighbours(train: torch.Tensor, query: torch.Tensor, chunk: int = 51
             raise TypeError(f"{name} must be a float tensor with a batch axis first")
     train, query = train.flatten(1), query.flatten(1)
     if train.shape[1] != query.shape[1]:
-        raise ValueError(f"train and query rows must have the same size, "
-                         f"got {train.shape[1]} and {query.shape[1]}")
+        raise ValueError(
+            f"train and query rows must have the same size, "
+            f"got {train.shape[1]} and {query.shape[1]}"
+        )
     return torch.cat([torch.cdist(q, train).argmin(dim=1) for q in query.split(chunk)])
 
 

@@ -15,6 +15,7 @@ from mmcourse import metrics as M
 from mmcourse import seed_everything
 from mmcourse.train import (
     History,
+    InMemoryLoader,
     evaluate,
     fit,
     load_checkpoint,
@@ -374,3 +375,49 @@ def test_exercise_early_stopping_agrees_with_fit():
     history = fit(Replay(), batch, batch, epochs=7, patience=2, progress=False)
     best, stop = get("04.early_stopping").solution()(losses, 2)
     assert (history.best_epoch, len(history)) == (best, stop)
+
+
+def test_in_memory_loader_batches_cover_each_sample_once_per_epoch():
+    x, y = torch.arange(10).float()[:, None], torch.arange(10)
+    loader = InMemoryLoader({"x": x, "label": y}, batch_size=4, shuffle=True, seed=0)
+    assert len(loader) == 3
+    epochs = [torch.cat([b["label"] for b in loader]) for _ in range(2)]
+    for order in epochs:
+        assert sorted(order.tolist()) == list(range(10))
+    assert not torch.equal(epochs[0], epochs[1])  # a fresh permutation each epoch
+    batch = next(iter(loader))
+    assert torch.equal(batch["x"][:, 0].long(), batch["label"])  # rows stay aligned
+    again = InMemoryLoader({"x": x, "label": y}, batch_size=4, shuffle=True, seed=0)
+    assert torch.equal(torch.cat([b["label"] for b in again]), epochs[0])  # seeded
+    plain = InMemoryLoader({"x": x, "label": y}, batch_size=4)
+    assert [b["label"].tolist() for b in plain] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert len(InMemoryLoader({"x": x}, batch_size=4, drop_last=True)) == 2
+    full = InMemoryLoader({"x": x, "label": y})
+    assert len(full) == 1 and next(iter(full))["x"] is x  # one full batch, no copy
+    moved = loader.to("cpu")
+    assert moved.generator is loader.generator and len(moved) == 3
+
+
+def test_fit_reseeds_an_in_memory_loader():
+    x, y = blobs()
+    train = InMemoryLoader({"x": x, "label": y}, batch_size=32, shuffle=True)
+    histories = []
+    for _ in range(2):
+        seed_everything(0)
+        histories.append(fit(MLP(), train, epochs=3, lr=1e-2, seed=5, progress=False))
+    assert histories[0] == histories[1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"tensors": {}}, TypeError, "non-empty dict"),
+        ({"tensors": {"x": torch.zeros(3), "label": torch.zeros(4)}}, ValueError, "same length"),
+        ({"tensors": {"x": torch.zeros(0, 2)}}, ValueError, "empty"),
+        ({"tensors": {"x": [1, 2]}}, TypeError, "tensor"),
+        ({"tensors": {"x": torch.zeros(3)}, "batch_size": 0}, ValueError, "batch_size"),
+    ],
+)
+def test_in_memory_loader_bad_input(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        InMemoryLoader(**kwargs)

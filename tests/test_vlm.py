@@ -365,8 +365,9 @@ def test_published_figures_have_sources():
 
 # ----------------------------------------------------------------------------- captions and VQA
 def _vocab():
-    return vlm.build_vocab(["a ginger pet sitting on a sofa", *vlm.QUESTIONS.values(),
-                            vlm.CAPTION_PROMPT])
+    return vlm.build_vocab(
+        ["a ginger pet sitting on a sofa", *vlm.QUESTIONS.values(), vlm.CAPTION_PROMPT]
+    )
 
 
 def test_vocab_and_pair_encoding():
@@ -392,8 +393,9 @@ def test_attribute_accuracy_and_mentions():
     assert vlm.mentioned_value("a ginger pet, black spots", ["black", "ginger"]) == "ginger"
     assert vlm.mentioned_value("a pet", ["black"]) is None
     texts = ["a ginger pet on a sofa", "a black cat", "a pet"]
-    assert vlm.attribute_accuracy(texts, ["ginger", "white", "grey"],
-                                  ["ginger", "white", "grey", "black"]) == pytest.approx(1 / 3)
+    assert vlm.attribute_accuracy(
+        texts, ["ginger", "white", "grey"], ["ginger", "white", "grey", "black"]
+    ) == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="equal length"):
         vlm.attribute_accuracy(texts, ["ginger"])
 
@@ -429,7 +431,10 @@ def test_exercises_accept_solutions_and_reject_plausible_mistakes():
         probs = torch.softmax(logits * temperature, -1)  # should divide
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
-    for key, wrong in (("07.patchify", reshape_only), ("07.vit_params", blocks_only),
-                       ("07.temperature", multiplies)):
+    for key, wrong in (
+        ("07.patchify", reshape_only),
+        ("07.vit_params", blocks_only),
+        ("07.temperature", multiplies),
+    ):
         with pytest.raises(AssertionError):
             get(key).check(wrong)
