@@ -43,6 +43,35 @@ def get_device(prefer: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def available_cpus() -> int:
+    """CPUs this process may really use: the affinity mask, further limited by a container's
+    CPU quota (cgroup v2 ``cpu.max``). Binder, for example, gives 1 CPU on a many-core host,
+    and ``os.cpu_count()`` reports the host's cores."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def limit_threads() -> int:
+    """Cap PyTorch's CPU threads at :func:`available_cpus`, unless ``MMCOURSE_THREADS`` says
+    otherwise. More threads than CPUs make small models many times slower, because the idle
+    threads spin-wait for a CPU. Called when mmcourse is imported; returns the thread count."""
+    wanted = os.environ.get("MMCOURSE_THREADS")
+    threads = int(wanted) if wanted else min(torch.get_num_threads(), available_cpus())
+    if threads < 1:
+        raise ValueError(f"MMCOURSE_THREADS must be a positive integer, got {wanted!r}")
+    torch.set_num_threads(threads)
+    return threads
+
+
 def env_report(print_it: bool = True) -> dict:
     """Versions, device and threads: paste this into a bug report.
 
@@ -61,6 +90,7 @@ def env_report(print_it: bool = True) -> dict:
         "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else "none",
         "torch threads": torch.get_num_threads(),
         "cpu cores": os.cpu_count(),
+        "cpus available": available_cpus(),
     }
     if print_it:
         width = max(map(len, report))

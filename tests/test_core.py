@@ -1,5 +1,6 @@
 """seed_everything, get_device, env_report and the claims helper."""
 
+import os
 import random
 
 import numpy as np
@@ -75,3 +76,19 @@ def test_claim_between_and_close(capsys):
     claim_close(1.0 + 1e-9, 1.0, "{actual} equals {expected}")
     with pytest.raises(AssertionError):
         claim_close(1.1, 1.0, "{actual} equals {expected}", rel=1e-3)
+
+
+def test_threads_are_capped_at_the_available_cpus(monkeypatch):
+    from mmcourse.utils import available_cpus, limit_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert 1 <= available_cpus() <= (os.cpu_count() or 1)
+        assert limit_threads() <= available_cpus()
+        monkeypatch.setenv("MMCOURSE_THREADS", "1")
+        assert limit_threads() == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("MMCOURSE_THREADS", "0")
+        with pytest.raises(ValueError, match="MMCOURSE_THREADS"):
+            limit_threads()
+    finally:
+        torch.set_num_threads(before)

@@ -117,10 +117,12 @@ def test_disk_budget(loaded):
 
 def _spot_features(img):
     """Local contrast inside the organ: a matched filter + max pooling, what a CNN learns."""
+
     def blur(x, passes):
         for _ in range(passes):
             x = sum(np.roll(np.roll(x, a, -2), b, -1) for a in (-1, 0, 1) for b in (-1, 0, 1)) / 9
         return x
+
     r = np.where(blur(img, 4) > 0.3, blur(img, 1) - blur(img, 3), 0).reshape(len(img), -1)
     top = np.sort(r, axis=1)
     return np.stack([top[:, -1], top[:, -5:].mean(1), r.std(1)], axis=1)
@@ -220,10 +222,13 @@ def test_exercise_wrong_answers_fail():
     assert not check("08.false_positive_rate", lambda t, p: float(np.mean(p == 1)), quiet=True)
     assert not check(  # 1 - precision is the false discovery rate, not the FPR
         "08.false_positive_rate",
-        lambda t, p: float(np.mean(np.asarray(t)[np.asarray(p) == 1] == 0)), quiet=True)
+        lambda t, p: float(np.mean(np.asarray(t)[np.asarray(p) == 1] == 0)),
+        quiet=True,
+    )
     assert check("08.fuse_independent", get("08.fuse_independent").solution(), quiet=True)
     assert not check("08.fuse_independent", lambda a, b, prior: (a + b) / 2, quiet=True)
     assert not check(  # forgetting to remove the prior counted twice
         "08.fuse_independent",
         lambda a, b, prior: 1 / (1 + np.exp(-(np.log(a / (1 - a)) + np.log(b / (1 - b))))),
-        quiet=True)
+        quiet=True,
+    )

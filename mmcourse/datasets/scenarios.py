@@ -188,15 +188,15 @@ DARK_PAINTS = (8, 9)
 class Driving(SubsetMixin):
     """Camera + range map -> obstacle ahead (1) or clear road (0)."""
 
-    images: np.ndarray     # float32 (N, 3, 16, 16) in [0, 1]: RGB camera frame
-    depth: np.ndarray      # float32 (N, 1, 16, 16) in [0, 1]: nearness, 0 = no return
-    labels: np.ndarray     # int64 (N,): 0 clear, 1 obstacle
+    images: np.ndarray  # float32 (N, 3, 16, 16) in [0, 1]: RGB camera frame
+    depth: np.ndarray  # float32 (N, 1, 16, 16) in [0, 1]: nearness, 0 = no return
+    labels: np.ndarray  # int64 (N,): 0 clear, 1 obstacle
     condition: np.ndarray  # str (N,): "day" / "night" / "fog"
-    kind: np.ndarray       # int64 (N,): index into OBSTACLE_KINDS (0 = none)
-    paint: np.ndarray      # int64 (N,): index into PAINTS (-1 = no obstacle)
-    distance: np.ndarray   # float32 (N,): metres to the obstacle (NaN when clear)
-    returns: np.ndarray    # int64 (N,): range points that hit the obstacle (0 = unseen)
-    split: np.ndarray      # str (N,): "train" / "val" / "test"
+    kind: np.ndarray  # int64 (N,): index into OBSTACLE_KINDS (0 = none)
+    paint: np.ndarray  # int64 (N,): index into PAINTS (-1 = no obstacle)
+    distance: np.ndarray  # float32 (N,): metres to the obstacle (NaN when clear)
+    returns: np.ndarray  # int64 (N,): range points that hit the obstacle (0 = unseen)
+    split: np.ndarray  # str (N,): "train" / "val" / "test"
     conditions: tuple = CONDITIONS
     kinds: tuple = OBSTACLE_KINDS
     paints: tuple = PAINTS
@@ -227,8 +227,9 @@ def _make_driving(n: int = 960, seed: int = SEEDS["driving"]) -> dict[str, np.nd
     width_m = np.where(kind == 2, rng.uniform(1.6, 1.9, n), rng.uniform(0.4, 0.6, n))
     base = HORIZON + FOCAL_HEIGHT / dist  # the row where the obstacle touches the road
     half_w = FOCAL * width_m / dist / 2
-    centre = np.clip(size / 2 + FOCAL * rng.uniform(-2.5, 2.5, n) / dist,
-                     half_w + 0.5, size - half_w - 0.5)
+    centre = np.clip(
+        size / 2 + FOCAL * rng.uniform(-2.5, 2.5, n) / dist, half_w + 0.5, size - half_w - 0.5
+    )
     top = base - FOCAL * height_m / dist
     shape = _box(yy, xx, top, base, centre - half_w, centre + half_w) * _col(y)  # coverage
     paint = np.where(y == 1, rng.integers(0, len(PAINTS), n), -1)
@@ -238,8 +239,9 @@ def _make_driving(n: int = 960, seed: int = SEEDS["driving"]) -> dict[str, np.nd
     # --- conditions: fog blends towards grey with distance; night lets little light in
     obj_dist = np.where(shape > 0.5, _col(dist), ground_dist)  # metres, per pixel
     transmission = np.exp(-obj_dist / _col(rng.uniform(3.0, 6.0, n)))[:, None]  # 3-6 m
-    image = np.where(fog[:, None, None, None], image * transmission + 0.75 * (1 - transmission),
-                     image)
+    image = np.where(
+        fog[:, None, None, None], image * transmission + 0.75 * (1 - transmission), image
+    )
     light = np.where(night, rng.uniform(0.04, 0.08, n), 1.0)[:, None, None, None]
     image = image * light + rng.normal(0, 0.02, image.shape)  # the sensor's own noise
     # auto-exposure: the camera amplifies a dark frame to a normal brightness, noise included
@@ -296,29 +298,41 @@ HCI_SAMPLES = 4000  # 0.5 s, like the audio-visual digits
 EMOTIONS = ("happy", "angry", "sad", "calm")
 AROUSAL = np.array([1, 1, -1, -1])  # Russell's circumplex: activation ...
 VALENCE = np.array([1, -1, -1, 1])  # ... and pleasantness of each emotion
-VOICE_PARAMS = ("f0_hz", "pitch_shift_st", "pitch_swing_st", "syllable_rate_hz", "gain_db",
-                "formant_shift", "snr_db", "contour_phase")
+VOICE_PARAMS = (
+    "f0_hz",
+    "pitch_shift_st",
+    "pitch_swing_st",
+    "syllable_rate_hz",
+    "gain_db",
+    "formant_shift",
+    "snr_db",
+    "contour_phase",
+)
 
 
 @dataclass
 class HCI(SubsetMixin):
     """Voice + face -> emotion (happy, angry, sad, calm)."""
 
-    faces: np.ndarray         # float32 (N, 1, 16, 16) in [0, 1]
-    audio: np.ndarray         # float32 (N, 4000): 0.5 s prosody-like voice at 8 kHz, noisy
+    faces: np.ndarray  # float32 (N, 1, 16, 16) in [0, 1]
+    audio: np.ndarray  # float32 (N, 4000): 0.5 s prosody-like voice at 8 kHz, noisy
     voice_params: np.ndarray  # float32 (N, 8): the synthesis parameters (VOICE_PARAMS)
-    labels: np.ndarray        # int64 (N,): index into EMOTIONS
-    speaker: np.ndarray       # int64 (N,): 10 speakers, 0-4 low voices, 5-9 high voices
-    masked: np.ndarray        # bool (N,): the face wears a mask over mouth and chin
-    split: np.ndarray         # str (N,): "train" / "val" / "test"
+    labels: np.ndarray  # int64 (N,): index into EMOTIONS
+    speaker: np.ndarray  # int64 (N,): 10 speakers, 0-4 low voices, 5-9 high voices
+    masked: np.ndarray  # bool (N,): the face wears a mask over mouth and chin
+    split: np.ndarray  # str (N,): "train" / "val" / "test"
     classes: tuple = EMOTIONS
     arousal: tuple = tuple(AROUSAL.tolist())
     valence: tuple = tuple(VALENCE.tolist())
     sample_rate: int = HCI_SAMPLE_RATE
 
 
-def synthesize_prosody(params, sample_rate: int = HCI_SAMPLE_RATE,
-                       n_samples: int = HCI_SAMPLES, seed: int = SEEDS["hci"]) -> np.ndarray:
+def synthesize_prosody(
+    params,
+    sample_rate: int = HCI_SAMPLE_RATE,
+    n_samples: int = HCI_SAMPLES,
+    seed: int = SEEDS["hci"],
+) -> np.ndarray:
     """Voice-like waveforms (N, n_samples) float32 from synthesis parameters (N, 8).
 
     A source-filter toy: a sawtooth source at the pitch f0(t) (a speaker's base pitch,
@@ -330,8 +344,10 @@ def synthesize_prosody(params, sample_rate: int = HCI_SAMPLE_RATE,
     """
     params = np.asarray(params, dtype=np.float64)
     if params.ndim != 2 or params.shape[1] != len(VOICE_PARAMS):
-        raise ValueError(f"params must have shape (N, {len(VOICE_PARAMS)}) with columns "
-                         f"{VOICE_PARAMS}, got {params.shape}")
+        raise ValueError(
+            f"params must have shape (N, {len(VOICE_PARAMS)}) with columns "
+            f"{VOICE_PARAMS}, got {params.shape}"
+        )
     if not isinstance(sample_rate, int) or sample_rate < 2000:
         raise ValueError(f"sample_rate must be an int >= 2000 Hz, got {sample_rate!r}")
     if not isinstance(n_samples, int) or n_samples < 1:
@@ -348,16 +364,25 @@ def synthesize_prosody(params, sample_rate: int = HCI_SAMPLE_RATE,
     source = 2 * ((angle / (2 * np.pi)) % 1.0) - 1
     freq = np.fft.rfftfreq(n_samples, 1 / sample_rate)  # (F,)
     f1, f2 = 600.0 * formant, 1500.0 * formant  # (N, 1)
-    response = (np.exp(-(((freq - f1) / 200) ** 2)) + 0.7 * np.exp(-(((freq - f2) / 300) ** 2))
-                + 0.03)
+    response = (
+        np.exp(-(((freq - f1) / 200) ** 2)) + 0.7 * np.exp(-(((freq - f2) / 300) ** 2)) + 0.03
+    )
     voice = np.fft.irfft(np.fft.rfft(source, axis=1) * response, n=n_samples, axis=1)
     syllables = np.abs(np.sin(np.pi * rate * t + phase)) ** 1.5  # rate syllables per second
     fade = np.clip(np.minimum(t, t[-1] - t) / 0.02, 0, 1)  # 20 ms fades at both ends
     voice *= syllables * fade
     voice *= 0.3 * 10 ** (gain_db / 20) / np.abs(voice).max(axis=1, keepdims=True)
     power = np.mean(voice**2, axis=1, keepdims=True)
-    noise = np.stack([np.random.default_rng([seed, i]).standard_normal(n_samples)
-                      for i in range(len(params))]) if len(params) else np.zeros((0, n_samples))
+    noise = (
+        np.stack(
+            [
+                np.random.default_rng([seed, i]).standard_normal(n_samples)
+                for i in range(len(params))
+            ]
+        )
+        if len(params)
+        else np.zeros((0, n_samples))
+    )
     noise *= np.sqrt(power / 10 ** (snr_db / 10))
     return (voice + noise).astype(np.float32)
 
@@ -370,16 +395,19 @@ def _make_hci(n: int = 800, seed: int = SEEDS["hci"]) -> dict[str, np.ndarray]:
     # valence only nudges the formants ("smiling" raises them a little: a weak cue)
     speaker = rng.integers(0, 10, n)
     speaker_f0 = np.where(np.arange(10) < 5, np.linspace(95, 135, 10), np.linspace(165, 235, 10))
-    params = np.stack([
-        speaker_f0[speaker] * rng.uniform(0.95, 1.05, n),
-        1.5 * a + rng.normal(0, 1.5, n),            # pitch shift, semitones
-        np.clip(2.0 + 1.0 * a + rng.normal(0, 0.8, n), 0.2, None),  # pitch swing
-        np.clip(4.5 + 1.0 * a + rng.normal(0, 0.8, n), 2.0, None),  # syllables per second
-        3.0 * a + rng.normal(0, 3.0, n),            # loudness, dB
-        1.0 + 0.012 * v + rng.normal(0, 0.04, n),    # formant shift
-        rng.uniform(5, 20, n),                      # signal-to-noise ratio, dB
-        rng.uniform(0, 2 * np.pi, n),
-    ], axis=1).astype(np.float32)
+    params = np.stack(
+        [
+            speaker_f0[speaker] * rng.uniform(0.95, 1.05, n),
+            1.5 * a + rng.normal(0, 1.5, n),  # pitch shift, semitones
+            np.clip(2.0 + 1.0 * a + rng.normal(0, 0.8, n), 0.2, None),  # pitch swing
+            np.clip(4.5 + 1.0 * a + rng.normal(0, 0.8, n), 2.0, None),  # syllables per second
+            3.0 * a + rng.normal(0, 3.0, n),  # loudness, dB
+            1.0 + 0.012 * v + rng.normal(0, 0.04, n),  # formant shift
+            rng.uniform(5, 20, n),  # signal-to-noise ratio, dB
+            rng.uniform(0, 2 * np.pi, n),
+        ],
+        axis=1,
+    ).astype(np.float32)
     # --- the face: valence shapes the mouth (strong cue), arousal opens the eyes and raises
     # the brows (weak cues); some faces wear a mask that hides the mouth
     size = FACE_SIZE
@@ -392,8 +420,12 @@ def _make_hci(n: int = 800, seed: int = SEEDS["hci"]) -> dict[str, np.ndarray]:
     openness = np.clip(0.75 + 0.15 * a + rng.normal(0, 0.25, n), 0.2, 1.3)
     for side in (-1, 1):  # eyes: dark ellipses whose height follows the openness
         ey, ex = cy - 1.5, cx + side * 2.6
-        eye = np.exp(-((yy - _col(ey)) ** 2 / (2 * _col(openness) ** 2 * 0.5)
-                       + (xx - _col(ex)) ** 2 / (2 * 0.8**2)))
+        eye = np.exp(
+            -(
+                (yy - _col(ey)) ** 2 / (2 * _col(openness) ** 2 * 0.5)
+                + (xx - _col(ex)) ** 2 / (2 * 0.8**2)
+            )
+        )
         face -= 0.45 * eye * _col(skin)
         brow_row = ey - 1.6 - 0.3 * a + rng.normal(0, 0.4, n)
         brow = np.exp(-((yy - _col(brow_row)) ** 2) / 0.3) * (np.abs(xx - _col(ex)) < 1.3)
@@ -407,35 +439,58 @@ def _make_hci(n: int = 800, seed: int = SEEDS["hci"]) -> dict[str, np.ndarray]:
     cover = _box(yy, xx, cy + 1.2, cy + 7.0, cx - 5.0, cx + 5.0) * head
     face = np.where(_col(masked) > 0, face * (1 - cover) + 0.85 * cover, face)
     face += rng.normal(0, 0.05, face.shape)
-    return {"faces": _to_uint8(face[:, None]), "voice_params": params, "labels": y,
-            "speaker": speaker.astype(np.int64), "masked": masked,
-            "split": stratified_split(y, seed=seed)}
+    return {
+        "faces": _to_uint8(face[:, None]),
+        "voice_params": params,
+        "labels": y,
+        "speaker": speaker.astype(np.int64),
+        "masked": masked,
+        "split": stratified_split(y, seed=seed),
+    }
 
 
 def load_hci() -> HCI:
     """The HCI scenario: N=800 (200 per emotion), split 60/20/20; audio made on loading."""
     a = load_arrays("scenarios_hci", _make_hci)
-    return HCI(faces=_to_float(a["faces"]), audio=synthesize_prosody(a["voice_params"]),
-               voice_params=a["voice_params"], labels=a["labels"], speaker=a["speaker"],
-               masked=a["masked"], split=a["split"])
+    return HCI(
+        faces=_to_float(a["faces"]),
+        audio=synthesize_prosody(a["voice_params"]),
+        voice_params=a["voice_params"],
+        labels=a["labels"],
+        speaker=a["speaker"],
+        masked=a["masked"],
+        split=a["split"],
+    )
 
 
 # ----------------------------------------------------------------------------- moderation
 MEME_SIZE = 16
 TOPICS = ("weather", "speed", "garden", "baking")
 # ICONS[topic] = (the good-news picture, the bad-news picture)
-ICONS = (("sun", "rain cloud"), ("rocket", "snail"), ("flower", "wilted plant"),
-         ("cake", "burnt toast"))
+ICONS = (
+    ("sun", "rain cloud"),
+    ("rocket", "snail"),
+    ("flower", "wilted plant"),
+    ("cake", "burnt toast"),
+)
 # PHRASES[topic] = (upbeat captions, downbeat captions)
 PHRASES = (
-    (("what lovely weather", "perfect day for a picnic", "sunshine all day"),
-     ("what awful weather", "picnic is cancelled", "grey skies all day")),
-    (("so fast", "quickest in the office", "records broken today"),
-     ("so slow", "still on my way", "late again")),
-    (("my garden is thriving", "green fingers", "best blooms in town"),
-     ("my garden gave up", "forgot to water it", "nothing grows here")),
-    (("best cake ever", "chef of the year", "baked to perfection"),
-     ("kitchen disaster", "burnt it again", "never baking again")),
+    (
+        ("what lovely weather", "perfect day for a picnic", "sunshine all day"),
+        ("what awful weather", "picnic is cancelled", "grey skies all day"),
+    ),
+    (
+        ("so fast", "quickest in the office", "records broken today"),
+        ("so slow", "still on my way", "late again"),
+    ),
+    (
+        ("my garden is thriving", "green fingers", "best blooms in town"),
+        ("my garden gave up", "forgot to water it", "nothing grows here"),
+    ),
+    (
+        ("best cake ever", "chef of the year", "baked to perfection"),
+        ("kitchen disaster", "burnt it again", "never baking again"),
+    ),
 )
 COMMUNITIES = ("team green", "team blue")
 
@@ -444,14 +499,14 @@ COMMUNITIES = ("team green", "team blue")
 class Moderation(SubsetMixin):
     """Icon + caption ("meme") -> mocking (1, the stand-in for harmful) or benign (0)."""
 
-    images: np.ndarray         # float32 (N, 3, 16, 16) in [0, 1]: the picture
-    texts: list                # list[str] (N,): the caption, ending with a community tag
-    labels: np.ndarray         # int64 (N,): 1 when the caption's tone contradicts the picture
-    topic: np.ndarray          # int64 (N,): index into TOPICS
-    image_polarity: np.ndarray # int64 (N,): +1 good-news picture, -1 bad-news picture
+    images: np.ndarray  # float32 (N, 3, 16, 16) in [0, 1]: the picture
+    texts: list  # list[str] (N,): the caption, ending with a community tag
+    labels: np.ndarray  # int64 (N,): 1 when the caption's tone contradicts the picture
+    topic: np.ndarray  # int64 (N,): index into TOPICS
+    image_polarity: np.ndarray  # int64 (N,): +1 good-news picture, -1 bad-news picture
     text_polarity: np.ndarray  # int64 (N,): +1 upbeat caption, -1 downbeat caption
-    community: np.ndarray      # int64 (N,): index into COMMUNITIES (the poster's group tag)
-    split: np.ndarray          # str (N,): "train" / "val" / "test"
+    community: np.ndarray  # int64 (N,): index into COMMUNITIES (the poster's group tag)
+    split: np.ndarray  # str (N,): "train" / "val" / "test"
     topics: tuple = TOPICS
     communities: tuple = COMMUNITIES
     classes: tuple = ("benign", "mocking")
@@ -472,37 +527,61 @@ def _icon_layers(icon: int, u, v):
     rgb = np.array
     if icon == 0:  # sun: a yellow disc with rays
         rays = sum(disc(5.2 * np.sin(a), 5.2 * np.cos(a), 0.8) for a in np.arange(8) * np.pi / 4)
-        return [(np.clip(rays, 0, 1), rgb([1.0, 0.75, 0.1])), (disc(0, 0, 3.3), rgb([1.0, 0.85, 0.1]))]
+        return [
+            (np.clip(rays, 0, 1), rgb([1.0, 0.75, 0.1])),
+            (disc(0, 0, 3.3), rgb([1.0, 0.85, 0.1])),
+        ]
     if icon == 1:  # rain cloud: grey puffs above blue streaks
         cloud = np.clip(disc(-2, -2.5, 2.5) + disc(-3, 1, 3) + disc(-1.5, 3.5, 2.2), 0, 1)
         rain = sum(box(1.5, 5.5, c - 0.4, c + 0.4) for c in (-3.5, 0, 3.5))
         return [(rain, rgb([0.2, 0.35, 0.9])), (cloud, rgb([0.45, 0.47, 0.5]))]
     if icon == 2:  # rocket: a white body, a red nose, an orange flame
         body = _disc(u / 2.4, v, 0 * one[:, 0, 0], 0 * one[:, 0, 0], 1.8 * one[:, 0, 0], 3.0)
-        return [(disc(5.2, 0, 1.6), rgb([1.0, 0.55, 0.0])), (body, rgb([0.92, 0.92, 0.95])),
-                (disc(-3.8, 0, 1.3), rgb([0.9, 0.1, 0.1]))]
+        return [
+            (disc(5.2, 0, 1.6), rgb([1.0, 0.55, 0.0])),
+            (body, rgb([0.92, 0.92, 0.95])),
+            (disc(-3.8, 0, 1.3), rgb([0.9, 0.1, 0.1])),
+        ]
     if icon == 3:  # snail: a beige foot under a brown spiral shell
         foot = box(2.0, 3.6, -6, 5.5) + disc(0.8, -5.2, 1.3)
         shell = disc(-1, 0.5, 3.6)
-        return [(np.clip(foot, 0, 1), rgb([0.85, 0.75, 0.55])), (shell, rgb([0.55, 0.33, 0.12])),
-                (disc(-1, 0.5, 2.0), rgb([0.4, 0.22, 0.08])), (disc(-1, 0.5, 0.8), rgb([0.6, 0.4, 0.2]))]
+        return [
+            (np.clip(foot, 0, 1), rgb([0.85, 0.75, 0.55])),
+            (shell, rgb([0.55, 0.33, 0.12])),
+            (disc(-1, 0.5, 2.0), rgb([0.4, 0.22, 0.08])),
+            (disc(-1, 0.5, 0.8), rgb([0.6, 0.4, 0.2])),
+        ]
     if icon == 4:  # flower: a green stem, pink petals, a yellow heart
-        petals = sum(disc(-2 + 2.2 * np.sin(a), 2.2 * np.cos(a), 1.4)
-                     for a in np.arange(5) * 2 * np.pi / 5)
-        return [(box(-1, 6.5, -0.5, 0.5), rgb([0.1, 0.6, 0.15])),
-                (np.clip(petals, 0, 1), rgb([0.95, 0.4, 0.7])), (disc(-2, 0, 1.1), rgb([1.0, 0.85, 0.1]))]
+        petals = sum(
+            disc(-2 + 2.2 * np.sin(a), 2.2 * np.cos(a), 1.4) for a in np.arange(5) * 2 * np.pi / 5
+        )
+        return [
+            (box(-1, 6.5, -0.5, 0.5), rgb([0.1, 0.6, 0.15])),
+            (np.clip(petals, 0, 1), rgb([0.95, 0.4, 0.7])),
+            (disc(-2, 0, 1.1), rgb([1.0, 0.85, 0.1])),
+        ]
     if icon == 5:  # wilted plant: a bent brown stem, a drooping dull head
         stem = box(0, 6.5, -0.5, 0.5) + box(-1.2, 0, -0.5, 3.5)
-        return [(np.clip(stem, 0, 1), rgb([0.45, 0.35, 0.15])),
-                (disc(1.2, 3.8, 1.8), rgb([0.55, 0.45, 0.3]))]
+        return [
+            (np.clip(stem, 0, 1), rgb([0.45, 0.35, 0.15])),
+            (disc(1.2, 3.8, 1.8), rgb([0.55, 0.45, 0.3])),
+        ]
     if icon == 6:  # cake: a sponge, pink icing, a candle and its flame
-        return [(box(-0.5, 5, -5, 5), rgb([0.8, 0.6, 0.35])), (box(-1.5, 0.3, -5, 5), rgb([1.0, 0.6, 0.8])),
-                (box(-5, -1.5, -0.5, 0.5), rgb([0.9, 0.1, 0.1])), (disc(-5.8, 0, 0.8), rgb([1.0, 0.8, 0.1]))]
+        return [
+            (box(-0.5, 5, -5, 5), rgb([0.8, 0.6, 0.35])),
+            (box(-1.5, 0.3, -5, 5), rgb([1.0, 0.6, 0.8])),
+            (box(-5, -1.5, -0.5, 0.5), rgb([0.9, 0.1, 0.1])),
+            (disc(-5.8, 0, 0.8), rgb([1.0, 0.8, 0.1])),
+        ]
     # burnt toast: a dark slab with black spots and grey smoke
     slab = box(-3, 5, -4.5, 4.5)
     spots = np.clip(disc(-0.5, -2, 1.2) + disc(2.5, 1.5, 1.4), 0, 1) * slab
     smoke = np.clip(disc(-5.5, -1.5, 1.0) + disc(-6, 1.5, 1.0), 0, 1)
-    return [(smoke, rgb([0.55, 0.55, 0.55])), (slab, rgb([0.3, 0.18, 0.08])), (spots, rgb([0.05, 0.04, 0.03]))]
+    return [
+        (smoke, rgb([0.55, 0.55, 0.55])),
+        (slab, rgb([0.3, 0.18, 0.08])),
+        (spots, rgb([0.05, 0.04, 0.03])),
+    ]
 
 
 def _draw_icons(icon: np.ndarray, rng) -> np.ndarray:
@@ -536,19 +615,35 @@ def _make_moderation(n: int = 960, seed: int = SEEDS["moderation"]) -> dict[str,
     p_blue = np.where(split == "test", 0.5, np.where(y == 1, 0.75, 0.25))
     community = (rng.random(n) < p_blue).astype(np.int64)
     choice = rng.integers(0, 3, n)
-    texts = np.array([f"{PHRASES[t][b][c]} {COMMUNITIES[g]}"
-                      for t, b, c, g in zip(topic, text_bad, choice, community)])
+    texts = np.array(
+        [
+            f"{PHRASES[t][b][c]} {COMMUNITIES[g]}"
+            for t, b, c, g in zip(topic, text_bad, choice, community)
+        ]
+    )
     images = _draw_icons(topic * 2 + image_bad, rng)
-    return {"images": _to_uint8(images), "texts": texts, "labels": y,
-            "topic": topic.astype(np.int64), "image_polarity": (1 - 2 * image_bad).astype(np.int64),
-            "text_polarity": (1 - 2 * text_bad).astype(np.int64), "community": community,
-            "split": split}
+    return {
+        "images": _to_uint8(images),
+        "texts": texts,
+        "labels": y,
+        "topic": topic.astype(np.int64),
+        "image_polarity": (1 - 2 * image_bad).astype(np.int64),
+        "text_polarity": (1 - 2 * text_bad).astype(np.int64),
+        "community": community,
+        "split": split,
+    }
 
 
 def load_moderation() -> Moderation:
     """The moderation scenario: N=960, 60 per (topic, picture tone, caption tone) cell."""
     a = load_arrays("scenarios_moderation", _make_moderation)
-    return Moderation(images=_to_float(a["images"]), texts=[str(t) for t in a["texts"]],
-                      labels=a["labels"], topic=a["topic"], image_polarity=a["image_polarity"],
-                      text_polarity=a["text_polarity"], community=a["community"],
-                      split=a["split"])
+    return Moderation(
+        images=_to_float(a["images"]),
+        texts=[str(t) for t in a["texts"]],
+        labels=a["labels"],
+        topic=a["topic"],
+        image_polarity=a["image_polarity"],
+        text_polarity=a["text_polarity"],
+        community=a["community"],
+        split=a["split"],
+    )

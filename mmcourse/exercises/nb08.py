@@ -80,15 +80,18 @@ def _reference_fuse(p_a, p_b, prior):
 
 def _check_fuse(answer) -> None:
     rng = np.random.default_rng(80)
-    cases = [(np.array([0.5, 0.9, 0.2]), np.array([0.5, 0.9, 0.7]), 0.5),
-             (rng.uniform(0.05, 0.95, 20), rng.uniform(0.05, 0.95, 20), 0.5),
-             (rng.uniform(0.05, 0.95, 20), rng.uniform(0.05, 0.95, 20), 0.2)]
+    cases = [
+        (np.array([0.5, 0.9, 0.2]), np.array([0.5, 0.9, 0.7]), 0.5),
+        (rng.uniform(0.05, 0.95, 20), rng.uniform(0.05, 0.95, 20), 0.5),
+        (rng.uniform(0.05, 0.95, 20), rng.uniform(0.05, 0.95, 20), 0.2),
+    ]
     for p_a, p_b, prior in cases:
         got = np.asarray(_call(answer, p_a.copy(), p_b.copy(), prior), dtype=float)
         want = _reference_fuse(p_a, p_b, prior)
         if got.shape != want.shape:
-            raise AssertionError(f"return one probability per sample, shape {want.shape}; "
-                                 f"got shape {got.shape}")
+            raise AssertionError(
+                f"return one probability per sample, shape {want.shape}; got shape {got.shape}"
+            )
         if not np.allclose(got, want, atol=1e-6):
             i = int(np.argmax(np.abs(got - want)))
             raise AssertionError(
@@ -115,6 +118,6 @@ register(
     "08.fuse_independent",
     check=_check_fuse,
     solution=_solution_fuse,
-    hint="Work in log-odds, logit(p) = log(p / (1 - p)): independent evidence adds up. "
-         "Each p already contains the prior, so subtract logit(prior) once, then apply the sigmoid.",
+    hint="Work in log-odds, logit(p) = log(p / (1 - p)): independent evidence adds up. Each p "
+    "already contains the prior, so subtract logit(prior) once, then apply the sigmoid.",
 )
