@@ -831,7 +831,7 @@ def published_figures():
     import pandas as pd
 
     clip = "Radford et al., ICML 2021 (CLIP)"
-    profile = "open_clip docs/model_profile.csv (Cherti et al. / Ilharco et al., open_clip)"
+    profile = "open_clip (Ilharco et al., 2021), docs/model_profile.csv"
     llava15 = (
         "Liu, Li, Li & Lee 2023, 'Improved Baselines with Visual Instruction Tuning' (LLaVA-1.5)"
     )
@@ -848,7 +848,7 @@ def published_figures():
         ("LLaVA-1.5-7B", "vision encoder", "model", "CLIP ViT-L/14, 336 px", llava15),
         ("LLaVA-1.5-7B", "vision encoder", "parameters (M)", 304.29, profile + " (ViT-L-14-336)"),
         ("LLaVA-1.5-7B", "connector", "model", "2-layer MLP (GELU)", llava15),
-        ("LLaVA-1.5-7B", "language model", "model", "Vicuna-7B v1.5 (Llama 2 7B)", llava15),
+        ("LLaVA-1.5-7B", "language model", "model", "Vicuna-7B v1.5", llava15),
         ("LLaVA-1.5-7B", "training data", "pretraining image-text pairs (K)", 558, llava15),
         ("LLaVA-1.5-7B", "training data", "instruction-tuning examples (K)", 665, llava15),
     ]
