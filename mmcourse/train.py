@@ -34,7 +34,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mmcourse import metrics as M
-from mmcourse.utils import seed_everything
+from mmcourse.utils import (
+    count_parameters,  # noqa: F401  (re-exported)
+    seed_everything,
+)
 
 Batch = dict[str, torch.Tensor]
 
@@ -513,11 +516,6 @@ def _train_one_epoch(model, loader, optimizer, loss_fn, grad_clip, device) -> di
     if seen == 0:
         raise ValueError("train_loader yielded no batches; is the training set empty?")
     return {"train_loss": float(loss_sum) / seen, "train_accuracy": float(correct) / seen}
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

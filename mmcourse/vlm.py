@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmcourse.utils import count_parameters  # noqa: F401  (re-exported)
+
 __all__ = [
     "patchify",
     "PatchEmbedding",
@@ -759,13 +761,6 @@ def nearest_neighbours(train: torch.Tensor, query: torch.Tensor, chunk: int = 51
 
 
 # --------------------------------------------------------------------------- compute and scale
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (elements) of ``module``; only those with requires_grad if asked."""
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
-
 def count_flops(model: nn.Module, *inputs) -> int:
     """Floating-point operations of one forward pass, measured by PyTorch's FlopCounterMode
     (a multiply-add counts as 2 FLOPs; only matrix products and convolutions are counted)."""
