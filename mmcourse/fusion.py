@@ -361,8 +361,9 @@ class GatedFusion(Fusion):
 
     The gate z, in (0, 1) per unit and per example, is computed from ALL modalities and
     multiplies a modality's candidate: that product is a multiplicative interaction, which
-    additive fusion lacks. For M > 2 one sigmoid gate per modality is used (the extension
-    sketched by Arevalo et al.). ``last_gate`` keeps the gate of the latest forward pass:
+    additive fusion lacks. For M > 2 each modality gets its own sigmoid gate, the usual
+    K-modality form of the GMU (for M = 2 the paper ties the two gates as z and 1 - z).
+    ``last_gate`` keeps the gate of the latest forward pass:
     (B, dim) for M = 2, (B, M, dim) for M > 2. ``forward(features, gate=g)`` fixes the
     gate to ``g`` (a float or a broadcastable tensor) to study "what if" questions.
 

@@ -429,7 +429,7 @@ def test_additive_fusion_fails_and_multiplicative_fusion_solves_xor():
     }.items():
         torch.manual_seed(0)
         model = MultimodalClassifier({"a": nn.Identity(), "b": nn.Identity()}, fusion, 2)
-        losses = train_full_batch(model, x, y, epochs=60, lr=0.1)
+        losses = train_full_batch(model, x, y, epochs=30, lr=0.1)
         assert losses[-1] < losses[0]
         results[name] = accuracy_of(model, x_test, y_test)
     assert results["concat"] < 0.6

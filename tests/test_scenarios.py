@@ -178,6 +178,9 @@ def test_synthesize_prosody_rebuilds_one_clip_and_rejects_bad_input():
     params = S._make_hci()["voice_params"]
     full = S.synthesize_prosody(params[:3])
     np.testing.assert_allclose(S.synthesize_prosody(params[:1]), full[:1], atol=1e-6)
+    np.testing.assert_allclose(S.synthesize_prosody(params[2:3], first=2), full[2:], atol=1e-6)
+    chunked = S.synthesize_prosody(params[:300])  # made in chunks of 128 clips internally
+    np.testing.assert_allclose(chunked[:3], full, atol=1e-6)
     with pytest.raises(ValueError, match="params must have shape"):
         S.synthesize_prosody(params[:, :5])
     with pytest.raises(ValueError, match="sample_rate"):

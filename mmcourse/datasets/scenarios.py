@@ -332,6 +332,7 @@ def synthesize_prosody(
     sample_rate: int = HCI_SAMPLE_RATE,
     n_samples: int = HCI_SAMPLES,
     seed: int = SEEDS["hci"],
+    first: int = 0,
 ) -> np.ndarray:
     """Voice-like waveforms (N, n_samples) float32 from synthesis parameters (N, 8).
 
@@ -339,7 +340,8 @@ def synthesize_prosody(
     shifted and swung in semitones, with a falling declination), shaped by two formant
     resonances (scaled by ``formant_shift``), gated into syllables at ``syllable_rate_hz``,
     scaled by ``gain_db`` and buried in white noise at ``snr_db``. The noise of clip i comes
-    from ``default_rng([seed, i])``, so any clip can be re-made on its own.
+    from ``default_rng([seed, first + i])``, so any clip can be re-made on its own (pass
+    ``first=i`` for ``params[i:]``).
     Columns of ``params`` are ``VOICE_PARAMS``.
     """
     params = np.asarray(params, dtype=np.float64)
@@ -352,9 +354,16 @@ def synthesize_prosody(
         raise ValueError(f"sample_rate must be an int >= 2000 Hz, got {sample_rate!r}")
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
-    f0, shift, swing, rate, gain_db, formant, snr_db, phase = (c[:, None] for c in params.T)
-    if (f0 <= 0).any() or (rate <= 0).any() or (formant <= 0).any():
+    if (params[:, [0, 3, 5]] <= 0).any():
         raise ValueError("f0_hz, syllable_rate_hz and formant_shift must be positive")
+    if len(params) > 128:  # in chunks, to keep the float64 intermediates small
+        return np.concatenate(
+            [
+                synthesize_prosody(params[i : i + 128], sample_rate, n_samples, seed, first=i)
+                for i in range(0, len(params), 128)
+            ]
+        )
+    f0, shift, swing, rate, gain_db, formant, snr_db, phase = (c[:, None] for c in params.T)
     t = np.arange(n_samples) / sample_rate  # (T,)
     semitones = shift + swing * np.sin(2 * np.pi * 1.5 * t + phase) - 2.0 * t
     pitch = f0 * 2.0 ** (semitones / 12)  # (N, T) Hz
@@ -376,7 +385,7 @@ def synthesize_prosody(
     noise = (
         np.stack(
             [
-                np.random.default_rng([seed, i]).standard_normal(n_samples)
+                np.random.default_rng([seed, first + i]).standard_normal(n_samples)
                 for i in range(len(params))
             ]
         )
