@@ -21,6 +21,10 @@ __all__ = [
     "MultimodalDataset",
     "load_av_digits",
     "load_cats_dogs",
+    "load_driving",
+    "load_hci",
+    "load_medicine",
+    "load_moderation",
     "make_loader",
     "stratified_split",
 ]
