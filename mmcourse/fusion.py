@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from mmcourse.attention import MultiHeadAttention
+from mmcourse.utils import count_parameters
 
 __all__ = [
     "Fusion",
@@ -60,13 +61,6 @@ _ACTIVATIONS = {
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
 }
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable scalars in ``module``."""
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
 def _positive_int(value, name: str) -> int:

@@ -259,3 +259,90 @@ def test_demo_view_and_widget(vocab):
     box = cs.make_demo(net, data.images, data.captions)
     box.slider.value = 2
     assert box.text.value == data.captions[2]
+
+
+# --------------------------------------------------------------------------- two-stage training
+def test_adopted_encoders_are_copied_frozen_and_precomputed(vocab, batch):
+    image_net, text_net = tiny_net(vocab, ("image",), seed=1), tiny_net(vocab, ("text",), seed=2)
+    image_net.set_image_stats(batch["image"])
+    image_net.fit_absent(batch)
+    fused = tiny_net(vocab, fusion="gmu", seed=3)
+    fused.adopt_encoders(image_net, text_net)
+    assert fused.frozen == {"image", "text"}
+    assert not any(p.requires_grad for p in fused.net.encoders.parameters())
+    torch.testing.assert_close(fused.image_mean, image_net.image_mean)
+    torch.testing.assert_close(fused.absent_image, image_net.absent_image)
+    fused.train()
+    assert not fused.net.encoders["image"].training  # BatchNorm statistics stay fixed
+    fused.eval()
+    feats = fused.encode(batch)
+    assert "image" not in feats and feats["image_feature"].shape == (16, 8)
+    torch.testing.assert_close(fused(feats), fused(batch))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            feats["image_feature"],
+            image_net.net.encoders["image"](
+                (batch["image"] - image_net.image_mean) / image_net.image_std
+            ),
+        )
+    with pytest.raises(TypeError, match="CatsDogsNet"):
+        fused.adopt_encoders(torch.nn.Linear(1, 1))
+    with pytest.raises(ValueError, match="feature_dim"):
+        fused.adopt_encoders(cs.CatsDogsNet(vocab, ("image",), feature_dim=4))
+
+
+def test_set_image_stats_standardises_and_rejects_bad_input(vocab, batch):
+    net = tiny_net(vocab, ("image",))
+    net.set_image_stats(batch["image"])
+    z = (batch["image"] - net.image_mean) / net.image_std
+    torch.testing.assert_close(z.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="images"):
+        net.set_image_stats(torch.rand(4, 1, 8, 8))
+
+
+def test_mislead_and_corrupt():
+    captions = ["a grey pet sitting on a sofa, purring", "a brown pet lying down in the snow"]
+    out = cs.mislead(captions, [0, 1])
+    assert out[0].startswith("a grey pet sitting on a sofa, ")
+    from mmcourse.datasets.cats_dogs import STRONG
+
+    assert out[0].split(", ")[1] in STRONG["dog"] and out[1].split(", ")[1] in STRONG["cat"]
+    with pytest.raises(ValueError, match="length"):
+        cs.mislead(captions, [0])
+    images = torch.rand(3, 3, 8, 8)
+    noisy = cs.corrupt(images, 0.3, seed=0)
+    assert noisy.min() >= 0 and noisy.max() <= 1 and not torch.equal(noisy, images)
+    torch.testing.assert_close(noisy, cs.corrupt(images, 0.3, seed=0))
+    torch.testing.assert_close(cs.corrupt(images, 0.0), images)
+    with pytest.raises(ValueError, match="noise_std"):
+        cs.corrupt(images, -1.0)
+    with pytest.raises(ValueError, match="images"):
+        cs.corrupt(images[0], 0.1)
+
+
+# --------------------------------------------------------------------------- exercises
+def test_exercise_checks_reject_plausible_wrong_answers():
+    from mmcourse.exercises import get
+
+    def audit_without_min_count(captions, labels, min_count=3):
+        labels_of = {}
+        for caption, label in zip(captions, labels, strict=True):
+            for word in caption.split():
+                labels_of.setdefault(word, set()).add(label)
+        return {w for w, s in labels_of.items() if len(s) == 1}
+
+    def leave_one_out(v_none, v_image, v_text, v_both):
+        return v_both - v_text, v_both - v_image
+
+    def flipped_occlusion(score_fn, image, patch):
+        return -get("05.occlusion").solution()(score_fn, image, patch)
+
+    for key, wrong in (
+        ("05.leak_audit", audit_without_min_count),
+        ("05.shapley", leave_one_out),
+        ("05.occlusion", flipped_occlusion),
+    ):
+        exercise = get(key)
+        exercise.check(exercise.solution())
+        with pytest.raises(AssertionError):
+            exercise.check(wrong)
