@@ -391,7 +391,8 @@ def show_saliency(
         cmap=None if image.shape[0] == 3 else "gray",
     )
     limit = float(saliency.abs().max()) or 1.0
-    ax.imshow(saliency.detach().cpu().numpy(), cmap=cmap, alpha=alpha, vmin=-limit, vmax=limit)
+    low = 0.0 if float(saliency.min()) >= 0 else -limit  # a non-negative map (Grad-CAM) from 0
+    ax.imshow(saliency.detach().cpu().numpy(), cmap=cmap, alpha=alpha, vmin=low, vmax=limit)
     ax.set_title(title, fontsize=8)
     ax.axis("off")
 

@@ -2,8 +2,14 @@
 
 from mmcourse.exercises import register
 
-PIPELINE = ["input", "preprocessing", "feature extraction", "fusion", "prediction",
-            "post-processing"]
+PIPELINE = [
+    "input",
+    "preprocessing",
+    "feature extraction",
+    "fusion",
+    "prediction",
+    "post-processing",
+]
 
 
 def _check_pipeline(answer):
@@ -13,20 +19,34 @@ def _check_pipeline(answer):
     missing = [s for s in PIPELINE if s not in stages]
     assert not missing, f"these stages are missing: {missing}"
     assert len(stages) == len(PIPELINE), f"expected {len(PIPELINE)} stages, got {len(stages)}"
-    first_wrong = next(i for i, (a, b) in enumerate(zip(stages, PIPELINE)) if a != b) \
-        if stages != PIPELINE else None
+    first_wrong = (
+        next(i for i, (a, b) in enumerate(zip(stages, PIPELINE)) if a != b)
+        if stages != PIPELINE
+        else None
+    )
     assert first_wrong is None, (
         f"position {first_wrong + 1} should be {PIPELINE[first_wrong]!r}, not "
-        f"{stages[first_wrong]!r}: what must exist before that step can run?")
+        f"{stages[first_wrong]!r}: what must exist before that step can run?"
+    )
 
 
 def _solution_pipeline():
-    return ["input", "preprocessing", "feature extraction", "fusion", "prediction",
-            "post-processing"]
+    return [
+        "input",
+        "preprocessing",
+        "feature extraction",
+        "fusion",
+        "prediction",
+        "post-processing",
+    ]
 
 
-register("00.pipeline", _check_pipeline, _solution_pipeline,
-         hint="Raw data comes in first; explanations of the output come last.")
+register(
+    "00.pipeline",
+    _check_pipeline,
+    _solution_pipeline,
+    hint="Raw data comes in first; explanations of the output come last.",
+)
 
 
 def _check_count(answer):
@@ -38,8 +58,9 @@ def _check_count(answer):
         raise AssertionError(f"expected a whole number, got {type(answer).__name__}")
     digits = load_av_digits()
     threes = digits.labels == 3
-    assert int(answer) != int(threes.sum()), \
+    assert int(answer) != int(threes.sum()), (
         "that counts every split: keep only the samples whose split is 'test'"
+    )
     expected = int((threes & (digits.split == "test")).sum())
     assert int(answer) == expected, f"{answer} is not the number of test samples of digit 3"
 
@@ -53,5 +74,9 @@ def _solution_count():
     return int((is_test & is_three).sum())
 
 
-register("00.count", _check_count, _solution_count,
-         hint="Combine two boolean masks with & : digits.split == 'test' and digits.labels == 3.")
+register(
+    "00.count",
+    _check_count,
+    _solution_count,
+    hint="Combine two boolean masks with & : digits.split == 'test' and digits.labels == 3.",
+)
