@@ -39,6 +39,7 @@ from mmcourse.encoders import ImageCNN, TextRNN
 from mmcourse.fusion import ConcatFusion, GatedFusion, LowRankFusion, TensorFusion
 from mmcourse.models import MultimodalClassifier
 from mmcourse.text import UNK, Vocab, tokenize
+from mmcourse.train import InMemoryLoader
 
 CLASSES = ("cat", "dog")
 IMAGE_SHAPE = (3, 32, 32)
@@ -318,29 +319,9 @@ def make_batch(
 
 
 def minibatches(batch: Mapping[str, torch.Tensor], batch_size: int = 64, seed: int = 0):
-    """A re-iterable loader over an in-memory batch dict: a new shuffle every epoch, seeded.
-
-    Faster than a DataLoader for data that already sits in memory (no per-item collation).
-    """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return _Minibatches(dict(batch), batch_size, seed)
-
-
-class _Minibatches:
-    def __init__(self, batch, batch_size, seed):
-        self.batch, self.batch_size = batch, batch_size
-        self.size = len(batch["label"])
-        self.generator = torch.Generator().manual_seed(seed)  # fit(seed=...) re-seeds it
-
-    def __iter__(self):
-        order = torch.randperm(self.size, generator=self.generator)
-        for start in range(0, self.size, self.batch_size):
-            index = order[start : start + self.batch_size]
-            yield {k: v[index.to(v.device)] for k, v in self.batch.items()}
-
-    def __len__(self):
-        return -(-self.size // self.batch_size)
+    """Shuffled, seeded mini-batches of an in-memory batch dict, a new order every epoch:
+    :class:`mmcourse.train.InMemoryLoader` (no per-item collation, unlike a DataLoader)."""
+    return InMemoryLoader(dict(batch), batch_size, shuffle=True, seed=seed)
 
 
 def only(batch: Mapping[str, torch.Tensor], modalities: Sequence[str]) -> dict:
