@@ -39,7 +39,8 @@ from mmcourse.encoders import ImageCNN, TextRNN
 from mmcourse.fusion import ConcatFusion, GatedFusion, LowRankFusion, TensorFusion
 from mmcourse.models import MultimodalClassifier
 from mmcourse.text import UNK, Vocab, tokenize
-from mmcourse.train import InMemoryLoader
+from mmcourse.train import InMemoryLoader, fit
+from mmcourse.utils import seed_everything
 
 CLASSES = ("cat", "dog")
 IMAGE_SHAPE = (3, 32, 32)
@@ -351,8 +352,6 @@ def train_model(
 
     ``train``/``val``: batch dicts from :func:`make_batch`. Returns (net, history).
     """
-    from mmcourse.train import fit
-    from mmcourse.utils import seed_everything
 
     seed_everything(seed)
     net = CatsDogsNet(vocab, modalities, fusion, **net_kwargs).to(device)
