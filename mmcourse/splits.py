@@ -73,7 +73,7 @@ def find_nonfinite(x) -> np.ndarray:
 def find_constant(x, tol: float = 1e-8) -> np.ndarray:
     """Boolean mask (N,): samples whose values are all (almost) equal, e.g. a silent clip or a
     blank image: present in the file but carrying no information."""
-    x = _per_sample(_as_numpy(x, "x", min_ndim=2)).astype(np.float64)
+    x = _per_sample(_as_numpy(x, "x", min_ndim=2))  # no float64 copy: audio sets are large
     with warnings.catch_warnings():  # an all-NaN sample warns; it counts as constant below
         warnings.simplefilter("ignore", RuntimeWarning)
         spread = np.nanmax(x, axis=1) - np.nanmin(x, axis=1)

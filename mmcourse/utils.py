@@ -77,14 +77,18 @@ def env_report(print_it: bool = True) -> dict:
 
     Returns the report as a dict; prints it as aligned lines unless ``print_it=False``.
     """
-    import torchvision
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:  # the version without importing torchvision (~80 MB) into every notebook
+        torchvision_version = version("torchvision")
+    except PackageNotFoundError:
+        torchvision_version = "not installed"
     device = get_device()
     report = {
         "python": sys.version.split()[0],
         "platform": platform.platform(terse=True),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": torchvision_version,
         "numpy": np.__version__,
         "device": str(device),
         "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else "none",
