@@ -159,7 +159,7 @@ def test_cats_dogs_each_modality_alone_is_clearly_worse_than_fusion():
     pixels = PETS.images.reshape(len(PETS), -1)
     image, caption, fused = _fusion_gain(pixels, text, PETS.labels, PETS.split, 0.01, 1.0)
     assert 0.6 < image < 0.9 and 0.6 < caption < 0.8, (image, caption)
-    assert fused > max(image, caption) + 0.01, (image, caption, fused)
+    assert fused > max(image, caption) + 0.03, (image, caption, fused)
 
 
 def test_multimodal_dataset_yields_dicts_and_drops_or_corrupts():

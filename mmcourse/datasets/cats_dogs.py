@@ -5,7 +5,7 @@ muzzle length, occlusion, pixel noise, caption cue). The picture is drawn from t
 caption is composed from them, so both modalities carry *partial* evidence:
 
 * image: cats have pointed ears and short muzzles, dogs floppy ears and long muzzles, but
-  prick-eared dogs exist (20% of dogs), muzzle lengths overlap, and an occluder or heavy
+  prick-eared dogs exist (35% of dogs), muzzle lengths overlap, and an occluder or heavy
   noise can hide the cues;
 * text: a caption names fur, pose and background (no species), plus a behaviour cue whose
   strength varies: strong (purring / barking), weak (a behaviour both do, skewed to one),
@@ -91,8 +91,8 @@ def _sample_attributes(rng: np.random.Generator) -> pd.DataFrame:
         rng.choice(fur_names, n, p=FUR_PROBS["dog"]),
         rng.choice(fur_names, n, p=FUR_PROBS["cat"]),
     )
-    pointy = np.where(is_dog, rng.random(n) < 0.2, True)
-    muzzle = np.where(is_dog, rng.uniform(0.35, 1.0, n), rng.uniform(0.0, 0.5, n))
+    pointy = np.where(is_dog, rng.random(n) < 0.35, True)
+    muzzle = np.where(is_dog, rng.uniform(0.25, 1.0, n), rng.uniform(0.0, 0.55, n))
     return pd.DataFrame(
         {
             "species": species,
@@ -102,7 +102,7 @@ def _sample_attributes(rng: np.random.Generator) -> pd.DataFrame:
             "facing": rng.choice(["left", "right"], n),
             "ears": np.where(pointy, "pointed", "floppy"),
             "muzzle": muzzle.round(3),
-            "occluded": rng.random(n) < 0.3,
+            "occluded": rng.random(n) < 0.4,
             "noise_std": rng.uniform(0.0, 0.2, n).round(3),
             "cue": rng.choice(CUES, n, p=CUE_PROBS),
         }
