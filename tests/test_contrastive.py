@@ -285,16 +285,7 @@ def test_tiny_clip_bad_inputs():
         wrong.encode_image(images)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine lose a lot to them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_train_clip_learns_and_fixed_temperature_stays_fixed(one_thread):
+def test_train_clip_learns_and_fixed_temperature_stays_fixed():
     torch.manual_seed(0)
     images, ids, mask = toy_pairs(96)
     model = tiny_model()

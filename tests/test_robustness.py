@@ -20,15 +20,6 @@ from mmcourse.robustness import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models run fastest on one thread; with several, a busy CPU makes them crawl.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Enc(nn.Module):
     def __init__(self, d_in=4, d_out=3):
         super().__init__()

@@ -49,15 +49,6 @@ class MLP(nn.Module):
         return self.net(batch["x"])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models run fastest on one thread; with several, a busy CPU makes them crawl.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def blobs(n=240, d=8, k=3, seed=0, flip=False):
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % k

@@ -11,15 +11,6 @@ from mmcourse import vlm
 V, L = 30, 10  # vocabulary size, max text length of the small test models
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run faster on one thread (and much faster on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _images(b=3, size=32, seed=0):
     return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
