@@ -26,8 +26,8 @@ test: setup lint  ## set up, then run everything: lint, unit tests, every notebo
 		--timeout=600 -p no:cacheprovider
 
 lint: setup
-	$(BIN)/ruff check mmcourse tests notebooks
-	$(BIN)/ruff format --check mmcourse tests notebooks
+	$(BIN)/ruff check mmcourse tests notebooks benchmarks conftest.py
+	$(BIN)/ruff format --check mmcourse tests notebooks benchmarks conftest.py
 
 benchmark: setup  ## time and measure every notebook in a fresh kernel; writes benchmark.json
 	$(BIN)/python -m mmcourse.benchmark --json benchmark.json
