@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -34,20 +36,19 @@ def draw_pipeline(ax=None, stages=PIPELINE_STAGES, notebooks=("00", "01", "02", 
         ax.text(
             x + width / 2,
             0.68,
-            name,
+            textwrap.fill(name, 12, break_long_words=False),  # keep long names in the box
             ha="center",
             va="center",
             fontsize=10,
             fontweight="bold",
-            wrap=True,
         )
         ax.text(
             x + width / 2,
-            0.33,
-            detail.replace(", ", ",\n", 1),
+            0.3,
+            detail.replace(", ", ",\n"),
             ha="center",
             va="center",
-            fontsize=8,
+            fontsize=7.5,
         )
         if i < len(notebooks):
             ax.text(
