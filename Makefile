@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_INDEX_URL ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test setup lint unit notebooks benchmark execute clean
+.PHONY: lab test setup lint unit notebooks benchmark robustness execute clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,16 +21,30 @@ setup: $(STAMP)
 lab: setup  ## set up, then open the course in JupyterLab at the first notebook
 	$(BIN)/jupyter lab notebooks/00_welcome.ipynb
 
-test: setup lint  ## set up, then run everything: lint, unit tests, every notebook under nbval
+# The perturbation CI adds to the plain run: another seed, one thread (as on Binder) and
+# another CPU kernel family (as on an older laptop). `make robustness` runs them all.
+CI_PERTURBATION := --seeds 1 --threads 1 --kernels avx2
+# The robustness run's kernels load the same offline guard as the test run's.
+OFFLINE_GUARD := PYTHONPATH=tests/offline TQDM_DISABLE=1 MPLBACKEND=agg
+
+test: setup lint  ## set up, then run everything: lint, unit tests, every notebook (twice)
 	TQDM_DISABLE=1 MPLBACKEND=agg $(BIN)/python -m pytest tests notebooks --nbval-lax \
 		--timeout=600 -p no:cacheprovider
+	$(OFFLINE_GUARD) $(BIN)/python -m mmcourse.perturb $(CI_PERTURBATION)
+
+robustness: setup  ## every notebook under seed offsets 0-2 x 1-2 threads x avx2/default kernels
+	mkdir -p build
+	$(OFFLINE_GUARD) $(BIN)/python -m mmcourse.perturb --jobs 2 \
+		--json build/robustness.json --markdown docs/claim-headroom.md
 
 lint: setup
 	$(BIN)/ruff check mmcourse tests notebooks benchmarks conftest.py
 	$(BIN)/ruff format --check mmcourse tests notebooks benchmarks conftest.py
 
+# BENCH_ARGS: --under-load (idle and next to a busy process), --cpus 1 (as on Binder)
+BENCH_ARGS ?=
 benchmark: setup  ## time and measure every notebook in a fresh kernel; writes benchmark.json
-	$(BIN)/python -m mmcourse.benchmark --json benchmark.json
+	$(BIN)/python -m mmcourse.benchmark $(BENCH_ARGS) --json benchmark.json
 
 execute: setup  ## for teachers: run every notebook headless, with outputs, into build/executed/
 	TQDM_DISABLE=1 $(BIN)/jupyter nbconvert --to notebook --execute \

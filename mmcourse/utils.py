@@ -9,19 +9,51 @@ import sys
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
+
+
+def seed_offset() -> int:
+    """The integer in ``MMCOURSE_SEED_OFFSET`` (default 0), added to every seed the course sets.
+
+    The robustness run sets it to re-run every notebook with other initial weights, batch
+    orders and noise draws, so that a claim is tested as a property of the method and not of
+    one seed. The datasets do not move with it: they are generated from their own fixed seeds.
+    """
+    text = os.environ.get("MMCOURSE_SEED_OFFSET", "0").strip() or "0"
+    try:
+        offset = int(text)
+    except ValueError:
+        offset = -1
+    if offset < 0:
+        raise ValueError(f"MMCOURSE_SEED_OFFSET must be a non-negative integer, got {text!r}")
+    return offset
+
+
+def offset_seed(seed: int) -> int:
+    """``seed + MMCOURSE_SEED_OFFSET``, after checking that ``seed`` is a non-negative int."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, (bool, np.bool_)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return int(seed) + seed_offset()
 
 
 def seed_everything(seed: int = 0) -> int:
     """Seed Python, NumPy and PyTorch (CPU and CUDA) so that a run can be repeated.
 
-    Returns the seed, so that a notebook can print what it used.
+    The seed used is ``seed + MMCOURSE_SEED_OFFSET`` (see :func:`seed_offset`); it is
+    returned, so that a notebook can print what it used.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # also seeds every CUDA device
-    return seed
+    used = offset_seed(seed)
+    random.seed(used)
+    np.random.seed(used % 2**32)
+    torch.manual_seed(used)  # also seeds every CUDA device
+    return used
+
+
+def seeded_generator(seed: int = 0) -> torch.Generator:
+    """A private CPU ``torch.Generator`` seeded with ``seed + MMCOURSE_SEED_OFFSET``: for batch
+    orders, noise draws and sampling that should move with the robustness run's seed offset
+    but leave the global random state alone."""
+    return torch.Generator().manual_seed(offset_seed(seed))
 
 
 def get_device(prefer: str = "auto") -> torch.device:
@@ -60,15 +92,34 @@ def available_cpus() -> int:
     return max(1, cpus)
 
 
-def limit_threads() -> int:
-    """Cap PyTorch's CPU threads at :func:`available_cpus`, unless ``MMCOURSE_THREADS`` says
-    otherwise. More threads than CPUs make small models many times slower, because the idle
-    threads spin-wait for a CPU. Called when mmcourse is imported; returns the thread count."""
-    wanted = os.environ.get("MMCOURSE_THREADS")
-    threads = int(wanted) if wanted else min(torch.get_num_threads(), available_cpus())
-    if threads < 1:
+def course_threads() -> int:
+    """How many CPU threads the course's models use: 1, unless ``MMCOURSE_THREADS`` says
+    otherwise (never more than :func:`available_cpus`).
+
+    Why one: the course's models are tiny (at most a few hundred thousand parameters, batches
+    of 64-256), so a matrix product is over before a second thread has started, and an idle
+    OpenMP thread spin-waits for a CPU. On a 2-core machine next to one busy process (a browser
+    tab, a second notebook) two threads made a small MLP 24x slower (42.9 s instead of 1.8 s),
+    while one thread lost only a few percent on the idle machine (the benchmark's table in the
+    README). Binder gives 1 CPU anyway.
+    """
+    wanted = os.environ.get("MMCOURSE_THREADS", "").strip()
+    if not wanted:
+        return 1
+    if not wanted.isdigit() or int(wanted) < 1:
         raise ValueError(f"MMCOURSE_THREADS must be a positive integer, got {wanted!r}")
+    return min(int(wanted), available_cpus())
+
+
+def limit_threads() -> int:
+    """Apply :func:`course_threads` to PyTorch and to the BLAS/OpenMP pools of NumPy and
+    SciPy. Called once when mmcourse is imported, so every notebook, test and script follows
+    the one policy; returns the thread count."""
+    threads = course_threads()
     torch.set_num_threads(threads)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)  # for libraries loaded later (SciPy) and subprocesses
+    threadpool_limits(limits=threads)  # the pools already loaded (NumPy's OpenBLAS)
     return threads
 
 

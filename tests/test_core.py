@@ -50,7 +50,9 @@ def test_env_report(capsys):
 
 
 def test_claim_prints_a_tick_with_the_figures(capsys):
-    assert claim(0.96 > 0.81, "fusion {fused:.1%} beats image {image:.1%}", fused=0.96, image=0.81)
+    assert None is claim(
+        0.96 > 0.81, "fusion {fused:.1%} beats image {image:.1%}", fused=0.96, image=0.81
+    )
     assert capsys.readouterr().out == "✓ fusion 96.0% beats image 81.0%\n"
 
 
@@ -92,3 +94,32 @@ def test_threads_are_capped_at_the_available_cpus(monkeypatch):
             limit_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_seed_offset_moves_every_seed_the_course_sets(monkeypatch):
+    from mmcourse.utils import seed_offset, seeded_generator
+
+    monkeypatch.delenv("MMCOURSE_SEED_OFFSET", raising=False)
+    assert seed_offset() == 0 and mmcourse.seed_everything(5) == 5
+    base = torch.rand(3, generator=seeded_generator(5))
+    monkeypatch.setenv("MMCOURSE_SEED_OFFSET", "2")
+    assert mmcourse.seed_everything(5) == 7
+    assert torch.equal(torch.rand(3, generator=seeded_generator(3)), base)  # 3 + 2 = 5
+    assert not torch.equal(torch.rand(3, generator=seeded_generator(5)), base)
+    for bad in ("-1", "one", "1.5"):
+        monkeypatch.setenv("MMCOURSE_SEED_OFFSET", bad)
+        with pytest.raises(ValueError, match="MMCOURSE_SEED_OFFSET"):
+            mmcourse.seed_everything(0)
+
+
+def test_the_course_uses_one_thread_unless_told_otherwise(monkeypatch):
+    from mmcourse.utils import available_cpus, course_threads
+
+    monkeypatch.delenv("MMCOURSE_THREADS", raising=False)
+    assert course_threads() == 1
+    monkeypatch.setenv("MMCOURSE_THREADS", "64")
+    assert course_threads() == available_cpus()  # never more threads than CPUs
+    for bad in ("0", "-2", "two"):
+        monkeypatch.setenv("MMCOURSE_THREADS", bad)
+        with pytest.raises(ValueError, match="MMCOURSE_THREADS"):
+            course_threads()

@@ -46,7 +46,7 @@ def test_notebook_is_a_lesson(path):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("#")
     assert "glossary.md" in text, "link the glossary"
     assert "import mmcourse" in text or "from mmcourse" in text
-    assert "claim(" in text, "state at least one checked claim"
+    assert re.search(r"\bclaim(_greater|_less|_between|_close)?\(", text), "state a checked claim"
     assert "check(" in text and "show_solution(" in text, "exercises with feedback and solutions"
 
 
