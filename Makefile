@@ -25,7 +25,7 @@ lab: setup  ## set up, then open the course in JupyterLab at the first notebook
 # another CPU kernel family (as on an older laptop). `make robustness` runs them all.
 CI_PERTURBATION := --seeds 1 --threads 1 --kernels avx2
 # The robustness run's kernels load the same offline guard as the test run's.
-OFFLINE_GUARD := PYTHONPATH=tests/offline TQDM_DISABLE=1 MPLBACKEND=agg
+OFFLINE_GUARD := PYTHONPATH=$(CURDIR)/tests/offline TQDM_DISABLE=1 MPLBACKEND=agg
 
 test: setup lint  ## set up, then run everything: lint, unit tests, every notebook (twice)
 	TQDM_DISABLE=1 MPLBACKEND=agg $(BIN)/python -m pytest tests notebooks --nbval-lax \
