@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mmcourse._checks import check_dropout, check_int
+
 
 def _check_tensor(name: str, x, ndim: int | tuple[int, ...], floating: bool = True) -> None:
     if not isinstance(x, torch.Tensor):
@@ -38,12 +40,13 @@ def _check_tensor(name: str, x, ndim: int | tuple[int, ...], floating: bool = Tr
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)})")
+    if x.ndim >= 3 and x.shape[-2] == 0:
+        raise ValueError(f"{name} is a sequence of length 0 (shape {tuple(x.shape)})")
 
 
 def causal_mask(length: int, device=None) -> torch.Tensor:
     """Boolean (length, length) mask, True on and below the diagonal: position i sees 0..i."""
-    if not isinstance(length, int) or length < 1:
-        raise ValueError(f"length must be a positive int, got {length!r}")
+    check_int(length, "length")
     return torch.ones(length, length, dtype=torch.bool, device=device).tril()
 
 
@@ -69,10 +72,16 @@ def scaled_dot_product_attention(
     dropout_p: dropout on the attention weights (pass 0 at evaluation time).
 
     A query that may see no key at all gets an all-zero row of weights and a zero output
-    (instead of the NaN a plain softmax of all -inf gives).
+    (instead of the NaN a plain softmax of all -inf gives). A NaN in q, k or v is not
+    hidden: it reaches the output.
     """
     for name, x in (("q", q), ("k", k), ("v", v)):
         _check_tensor(name, x, tuple(range(2, 7)))
+    if not q.ndim == k.ndim == v.ndim or not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
+        raise ValueError(
+            "q, k and v must have the same leading (batch, head) dimensions, got q "
+            f"{tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)}"
+        )
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(
             f"q and k must share their last dimension d_k, got q {tuple(q.shape)} "
@@ -83,8 +92,9 @@ def scaled_dot_product_attention(
             f"k and v must have the same number of keys L_k, got k {tuple(k.shape)}"
             f" and v {tuple(v.shape)}"
         )
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    check_dropout(dropout_p, "dropout_p")
+    if not isinstance(is_causal, bool):
+        raise TypeError(f"is_causal must be True or False, got {is_causal!r}")
     L_q, L_k = q.shape[-2], k.shape[-2]
 
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., L_q, L_k)
@@ -116,7 +126,9 @@ def scaled_dot_product_attention(
     scores = scores.masked_fill(~allowed, float("-inf"))
 
     weights = torch.softmax(scores, dim=-1)
-    weights = torch.nan_to_num(weights, nan=0.0)  # rows with no allowed key: all -inf -> NaN
+    # a row with no allowed key is all -inf, and its softmax 0/0 = NaN: zero exactly those
+    # rows (a NaN that came from q, k or v is left alone, so that it shows in the output)
+    weights = weights.masked_fill(torch.isneginf(scores).all(dim=-1, keepdim=True), 0.0)
     if dropout_p > 0.0:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v, weights
@@ -153,14 +165,13 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
-        if not isinstance(d_model, int) or d_model < 1:
-            raise ValueError(f"d_model must be a positive int, got {d_model!r}")
-        if not isinstance(num_heads, int) or num_heads < 1 or d_model % num_heads:
+        check_int(d_model, "d_model")
+        check_int(num_heads, "num_heads")
+        if d_model % num_heads:
             raise ValueError(
                 f"num_heads must be a positive int dividing d_model={d_model}, got {num_heads!r}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_dropout(dropout)
         self.d_model, self.num_heads, self.dropout = d_model, num_heads, dropout
         self.head_dim = d_model // num_heads
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
@@ -247,9 +258,8 @@ def sinusoidal_positional_encoding(length: int, d_model: int) -> torch.Tensor:
     Each pair of dimensions is a clock at its own frequency, from one turn every 2*pi
     positions down to one every 10000 * 2*pi; nearby positions get similar codes.
     """
-    if not isinstance(length, int) or length < 1:
-        raise ValueError(f"length must be a positive int, got {length!r}")
-    if not isinstance(d_model, int) or d_model < 2 or d_model % 2:
+    check_int(length, "length")
+    if not isinstance(d_model, int) or isinstance(d_model, bool) or d_model < 2 or d_model % 2:
         raise ValueError(f"d_model must be a positive even int, got {d_model!r}")
     position = torch.arange(length, dtype=torch.float32).unsqueeze(1)  # (length, 1)
     inv_freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2) / d_model)
@@ -265,6 +275,9 @@ class PositionalEncoding(nn.Module):
 
     def __init__(self, d_model: int, max_len: int = 512):
         super().__init__()
+        check_int(max_len, "max_len")
+        if not isinstance(d_model, int) or isinstance(d_model, bool) or d_model < 2 or d_model % 2:
+            raise ValueError(f"d_model must be a positive even int, got {d_model!r}")
         self.d_model, self.max_len = d_model, max_len
         self.register_buffer(
             "pe", sinusoidal_positional_encoding(max_len, d_model), persistent=False
@@ -305,7 +318,9 @@ class TransformerBlock(nn.Module):
         super().__init__()
         if activation not in ("relu", "gelu"):
             raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
-        d_ff = 4 * d_model if d_ff is None else d_ff
+        check_int(d_model, "d_model")
+        check_dropout(dropout)
+        d_ff = 4 * d_model if d_ff is None else check_int(d_ff, "d_ff")
         self.norm1 = nn.LayerNorm(d_model)
         self.attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
         self.norm2 = nn.LayerNorm(d_model)
@@ -324,6 +339,7 @@ class TransformerBlock(nn.Module):
         attn_mask: torch.Tensor | None = None,
         is_causal: bool = False,
     ) -> torch.Tensor:
+        _check_tensor("x", x, 3)
         h, _ = self.attn(self.norm1(x), key_mask=key_mask, attn_mask=attn_mask, is_causal=is_causal)
         x = x + self.drop(h)
         return x + self.drop(self.ffn(self.norm2(x)))

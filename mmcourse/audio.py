@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmcourse._checks import check_finite, check_real
+
 __all__ = [
     "MFCC",
     "as_waveform",
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64)
+_WINDOWS = ("hamming", "hann", "rectangular")
 
 
 # ----------------------------------------------------------------------------- validation
@@ -185,7 +188,9 @@ def power_spectrogram(
     """
     waveform = as_waveform(waveform)
     n_fft = _positive_int(n_fft, "n_fft")
-    win_length = n_fft if win_length is None else win_length
+    win_length = n_fft if win_length is None else _positive_int(win_length, "win_length")
+    if window_name not in _WINDOWS:
+        raise ValueError(f"window_name must be one of {list(_WINDOWS)}, got {window_name!r}")
     if not isinstance(power, (int, float)) or isinstance(power, bool) or power <= 0:
         raise ValueError(
             f"power must be a positive number (2 = power, 1 = magnitude), got {power!r}"
@@ -199,18 +204,27 @@ def power_spectrogram(
     return out.transpose(-1, -2)
 
 
+def _float64(value, name: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{name} must be a number, an array or a tensor of numbers, got {value!r:.60}"
+        ) from exc
+
+
 def hz_to_mel(frequency):
     """HTK mel scale: m = 2595 log10(1 + f / 700). Works on floats, arrays and tensors."""
     if isinstance(frequency, torch.Tensor):
         return 2595.0 * torch.log10(1.0 + frequency / 700.0)
-    return 2595.0 * np.log10(1.0 + np.asarray(frequency, dtype=np.float64) / 700.0)
+    return 2595.0 * np.log10(1.0 + _float64(frequency, "frequency") / 700.0)
 
 
 def mel_to_hz(mel):
     """Inverse of :func:`hz_to_mel`: f = 700 (10^(m / 2595) - 1)."""
     if isinstance(mel, torch.Tensor):
         return 700.0 * (torch.pow(10.0, mel / 2595.0) - 1.0)
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+    return 700.0 * (10.0 ** (_float64(mel, "mel") / 2595.0) - 1.0)
 
 
 def mel_filterbank(
@@ -226,20 +240,32 @@ def mel_filterbank(
 
     Filter i rises linearly from mel point i to 1 at point i+1 and falls to 0 at point i+2,
     where the ``n_mels + 2`` points are equally spaced in mel between ``f_min`` and ``f_max``.
-    Equals ``librosa.filters.mel(sr=..., n_fft=..., n_mels=..., htk=True, norm=None)``.
+    FFT bin k sits at k * sample_rate / n_fft Hz (the frequencies of ``torch.fft.rfft``), so
+    for odd ``n_fft`` the last bin lies below the Nyquist frequency. Equals
+    ``librosa.filters.mel(sr=..., n_fft=..., n_mels=..., htk=True, norm=None)`` (to float
+    rounding, for even and odd ``n_fft``; tests/test_audio.py checks both).
     Raises ValueError when a filter covers no FFT bin (n_mels too large for n_fft).
     """
     sample_rate = check_sample_rate(sample_rate)
     n_fft = _positive_int(n_fft, "n_fft")
     n_mels = _positive_int(n_mels, "n_mels")
     nyquist = sample_rate / 2.0
+    for name, value in (("f_min", f_min), ("f_max", f_max)):
+        if (value is not None or name == "f_min") and (
+            isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+        ):
+            raise TypeError(f"{name} must be a number of Hz, got {value!r}")
     f_max = nyquist if f_max is None else float(f_max)
     if not 0.0 <= float(f_min) < f_max:
         raise ValueError(f"need 0 <= f_min < f_max, got f_min={f_min}, f_max={f_max}")
     if f_max > nyquist:
         raise ValueError(f"f_max={f_max} Hz exceeds the Nyquist frequency {nyquist} Hz")
-    # computed in float64 NumPy (as librosa does), then cast: the filters are constants
-    fft_freqs = np.linspace(0.0, nyquist, n_fft // 2 + 1)
+    # computed in float64 NumPy (as librosa does), then cast: the filters are constants.
+    # The rfft bins are k * sample_rate / n_fft, k = 0 .. n_fft // 2: the top one is the
+    # Nyquist frequency for even n_fft (the exact value, so even n_fft is unchanged), and
+    # (n_fft - 1) / 2 * sample_rate / n_fft, below it, for odd n_fft.
+    top = nyquist if n_fft % 2 == 0 else (n_fft // 2) * sample_rate / n_fft
+    fft_freqs = np.linspace(0.0, top, n_fft // 2 + 1)
     mel_points = np.linspace(hz_to_mel(float(f_min)), hz_to_mel(f_max), n_mels + 2)
     hz_points = mel_to_hz(mel_points)
     widths = np.diff(hz_points)
@@ -253,7 +279,7 @@ def mel_filterbank(
         raise ValueError(
             f"n_mels={n_mels} is too large for n_fft={n_fft} at sample_rate={sample_rate}: mel "
             f"filter {i} ({hz_points[i]:.1f}-{hz_points[i + 2]:.1f} Hz) contains no FFT bin "
-            f"(bins are {nyquist / (n_fft // 2):.1f} Hz apart); use fewer mels or a larger n_fft"
+            f"(bins are {sample_rate / n_fft:.1f} Hz apart); use fewer mels or a larger n_fft"
         )
     return torch.as_tensor(weights, dtype=dtype, device=device)
 
@@ -285,12 +311,22 @@ def power_to_db(
     """
     if not isinstance(power, torch.Tensor) or power.ndim < 2:
         raise ValueError("power must be a tensor of shape (..., bands, frames)")
-    if amin <= 0 or ref <= 0:
-        raise ValueError(f"amin and ref must be positive, got amin={amin}, ref={ref}")
+    if not power.is_floating_point():
+        raise TypeError(f"power must be a floating-point tensor, got {power.dtype}")
+    if power.numel() == 0:
+        raise ValueError(f"power is empty (shape {tuple(power.shape)})")
+    check_finite(power, "power")
+    if bool((power < 0).any()):
+        raise ValueError(
+            "power must be non-negative (a power or magnitude spectrogram), got values down to "
+            f"{float(power.min()):.4g}"
+        )
+    check_real(amin, "amin", low=0.0, low_open=True)
+    check_real(ref, "ref", low=0.0, low_open=True)
+    if top_db is not None:
+        check_real(top_db, "top_db", low=0.0, allow_inf=True)
     db = 10.0 * torch.log10(power.clamp_min(amin)) - 10.0 * math.log10(max(amin, ref))
     if top_db is not None:
-        if top_db < 0:
-            raise ValueError(f"top_db must be non-negative or None, got {top_db}")
         peak = db.amax(dim=(-2, -1), keepdim=True)
         db = torch.maximum(db, peak - top_db)
     return db
@@ -340,8 +376,7 @@ def mfcc(
     n_mels = _positive_int(n_mels, "n_mels")
     if n_mfcc > n_mels:
         raise ValueError(f"n_mfcc={n_mfcc} must be <= n_mels={n_mels} (the DCT has n_mels outputs)")
-    if lifter < 0:
-        raise ValueError(f"lifter must be >= 0, got {lifter}")
+    check_real(lifter, "lifter", low=0.0)
     mel = mel_spectrogram(
         waveform, sample_rate, n_fft, hop_length, n_mels, f_min, f_max,
         win_length=win_length, window_name=window_name, center=center, pad_mode=pad_mode,

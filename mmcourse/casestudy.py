@@ -26,6 +26,7 @@ For learners: :func:`predict` (one picture + one caption, clear errors on bad in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +36,13 @@ import torch
 from torch import nn
 
 from mmcourse import explain
+from mmcourse._checks import check_finite, check_int, check_real, check_seed
 from mmcourse.encoders import ImageCNN, TextRNN
 from mmcourse.fusion import ConcatFusion, GatedFusion, LowRankFusion, TensorFusion
 from mmcourse.models import MultimodalClassifier
 from mmcourse.text import UNK, Vocab, tokenize
 from mmcourse.train import InMemoryLoader, fit
-from mmcourse.utils import seed_everything
+from mmcourse.utils import seed_everything, seeded_generator
 
 CLASSES = ("cat", "dog")
 IMAGE_SHAPE = (3, 32, 32)
@@ -65,6 +67,9 @@ def make_fusion(name: str, in_dims: Sequence[int], hidden: int = 32) -> nn.Modul
     """
     if name not in FUSIONS:
         raise ValueError(f"fusion must be one of {sorted(FUSIONS)}, got {name!r}")
+    if isinstance(in_dims, (str, bytes)) or not isinstance(in_dims, Sequence):
+        raise TypeError(f"in_dims must be a list of feature sizes, got {in_dims!r}")
+    check_int(hidden, "hidden")
     in_dims = list(in_dims)
     if len(in_dims) == 1 or name == "seed":
         return ConcatFusion(in_dims, hidden, activation="sigmoid")
@@ -128,8 +133,21 @@ class CatsDogsNet(nn.Module):
                 f"modalities must be distinct names from {MODALITIES}, got {modalities!r}"
             )
         modalities = tuple(m for m in MODALITIES if m in modalities)  # fixed order
-        if not isinstance(max_len, int) or max_len < 1:
+        if not isinstance(max_len, int) or isinstance(max_len, bool) or max_len < 1:
             raise ValueError(f"max_len must be a positive int, got {max_len!r}")
+        for name, value in (("feature_dim", feature_dim), ("hidden", hidden)):
+            check_int(value, name)  # named here: the layers would call them out_dim
+        if (
+            isinstance(image_channels, (str, bytes))
+            or not isinstance(image_channels, Sequence)
+            or not image_channels
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0
+                       for c in image_channels)
+        ):  # fmt: skip
+            raise ValueError(
+                f"image_channels must be a non-empty tuple of positive ints, got {image_channels!r}"
+            )
+        check_int(image_pool, "image_pool")
         self.vocab, self.modalities, self.max_len = vocab, modalities, max_len
         self.config = {
             "modalities": list(modalities),
@@ -322,11 +340,18 @@ def make_batch(
 def minibatches(batch: Mapping[str, torch.Tensor], batch_size: int = 64, seed: int = 0):
     """Shuffled, seeded mini-batches of an in-memory batch dict, a new order every epoch:
     :class:`mmcourse.train.InMemoryLoader` (no per-item collation, unlike a DataLoader)."""
+    if not isinstance(batch, Mapping):
+        raise TypeError(f"batch must be a dict of tensors, got {type(batch).__name__}")
+    check_int(batch_size, "batch_size")
     return InMemoryLoader(dict(batch), batch_size, shuffle=True, seed=seed)
 
 
 def only(batch: Mapping[str, torch.Tensor], modalities: Sequence[str]) -> dict:
     """The batch restricted to ``modalities`` (their masks and flags) and the label."""
+    if isinstance(modalities, str) or not modalities or not set(modalities) <= set(MODALITIES):
+        raise ValueError(
+            f"modalities must be a non-empty list of names from {MODALITIES}, got {modalities!r}"
+        )
     keep = {"label"} | {m + s for m in modalities for s in ("", "_mask", "_present", "_feature")}
     return {k: v for k, v in batch.items() if k in keep}
 
@@ -387,9 +412,14 @@ def mislead(captions: Sequence[str], labels, seed: int = 0) -> list[str]:
     ("..., barking" for a cat): a caption that lies, to test how much the model trusts text."""
     from mmcourse.datasets.cats_dogs import STRONG
 
+    if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
+        raise TypeError("captions must be a list of strings")
     labels = np.asarray(labels)
-    if len(captions) != len(labels):
-        raise ValueError(f"captions ({len(captions)}) and labels ({len(labels)}) differ in length")
+    if labels.ndim != 1 or len(captions) != len(labels):
+        raise ValueError(f"captions ({len(captions)}) and labels ({labels.size}) differ in length")
+    if labels.dtype.kind not in "iub" or not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"labels must be 0 (cat) or 1 (dog), got dtype {labels.dtype}")
+    check_seed(seed)
     rng = np.random.default_rng(seed)
     out = []
     for caption, label in zip(captions, labels, strict=True):
@@ -402,9 +432,14 @@ def corrupt(images: torch.Tensor, noise_std: float = 0.3, seed: int = 0) -> torc
     """Pictures with Gaussian pixel noise of std ``noise_std`` added, clipped to [0, 1]."""
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         raise ValueError("images must be a (N, C, H, W) tensor")
-    if noise_std < 0:
-        raise ValueError(f"noise_std must be >= 0, got {noise_std}")
-    generator = torch.Generator().manual_seed(seed)
+    if not images.is_floating_point() or images.shape[0] == 0:
+        raise ValueError(
+            f"images must be a non-empty float (N, C, H, W) tensor in [0, 1], got "
+            f"{images.dtype} {tuple(images.shape)}"
+        )
+    check_finite(images, "images")
+    check_real(noise_std, "noise_std", low=0.0)
+    generator = seeded_generator(seed)
     noise = torch.randn(images.shape, generator=generator).to(images.device)
     return (images + noise_std * noise).clamp(0, 1)
 
@@ -510,6 +545,8 @@ def check_image(image) -> torch.Tensor:
 
 def check_caption(caption, vocab: Vocab) -> tuple[list[str], list[str]]:
     """The caption's tokens and the unknown ones; None means "no caption"."""
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"vocab must be a mmcourse.text.Vocab, got {type(vocab).__name__}")
     if caption is None:
         return [], []
     if not isinstance(caption, str):
@@ -567,6 +604,8 @@ def save(net: CatsDogsNet, path: str | Path) -> Path:
     """Save weights, configuration and vocabulary: plain tensors, lists and strings only."""
     if not isinstance(net, CatsDogsNet):
         raise TypeError(f"net must be a CatsDogsNet, got {type(net).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
@@ -585,10 +624,18 @@ def save(net: CatsDogsNet, path: str | Path) -> Path:
 def load(path: str | Path, map_location: torch.device | str = "cpu") -> CatsDogsNet:
     """Rebuild a :class:`CatsDogsNet` saved by :func:`save` (``torch.load(weights_only=True)``:
     loading never runs code from the file)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no saved model at {path}")
-    saved = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        saved = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # any unpickling failure: not a file written by us
+        raise ValueError(
+            f"{path} is not a model saved by mmcourse.casestudy.save "
+            f"(torch.load failed: {str(exc).splitlines()[0]})"
+        ) from exc
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise ValueError(f"{path} is not a model saved by mmcourse.casestudy.save")
     config = dict(saved["config"])

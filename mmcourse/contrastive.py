@@ -28,6 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmcourse._checks import (
+    check_callable,
+    check_finite,
+    check_int,
+    check_module,
+    check_real,
+    check_seed,
+)
+from mmcourse.utils import seeded_generator
+
 LOGIT_SCALE_MAX = 100.0  # CLIP caps exp(logit_scale) at 100 (temperature >= 0.01)
 
 
@@ -176,6 +186,12 @@ def same_key_mask(keys: Sequence[Hashable], other: Sequence[Hashable] | None = N
     if isinstance(other, (str, bytes)) or not isinstance(other, Sequence) or len(other) == 0:
         raise ValueError("other must be a non-empty sequence, like keys")
     codes: dict[Hashable, int] = {}
+    for name, seq in (("keys", keys), ("other", other)):
+        bad = next((x for x in seq if not isinstance(x, Hashable)), None)
+        if bad is not None:
+            raise TypeError(
+                f"{name} must hold hashable items (str, int, tuple), got {type(bad).__name__}"
+            )
     a = torch.tensor([codes.setdefault(k, len(codes)) for k in keys])
     b = torch.tensor([codes.setdefault(k, len(codes)) for k in other])
     return a[:, None] == b[None, :]
@@ -207,7 +223,9 @@ def multi_positive_clip_loss(
     if not isinstance(positives, Tensor) or positives.shape != (b, b):
         got = tuple(positives.shape) if isinstance(positives, Tensor) else type(positives).__name__
         raise ValueError(f"positives must be a bool tensor of shape ({b}, {b}), got {got}")
-    positives = positives.to(device=logits.device, dtype=torch.bool)
+    if positives.dtype != torch.bool:
+        raise TypeError(f"positives must be a bool tensor (True = positive), got {positives.dtype}")
+    positives = positives.to(device=logits.device)
     if not bool(positives.diagonal().all()):
         raise ValueError("positives must be True on its diagonal (each pair is its own positive)")
     targets = positives.float()
@@ -330,6 +348,12 @@ def make_tiny_clip(
 
     if isinstance(downsample, bool) or not isinstance(downsample, int) or downsample < 1:
         raise ValueError(f"downsample must be a positive int, got {downsample!r}")
+    check_int(width, "width")
+    check_int(text_layers, "text_layers")
+    if isinstance(image_channels, str) or not isinstance(image_channels, Sequence):
+        raise TypeError(f"image_channels must be a tuple of ints, got {image_channels!r}")
+    if not image_channels:
+        raise ValueError("image_channels must list at least one block width")
     cnn = ImageCNN(in_channels, width, channels=tuple(image_channels))
     image_encoder = nn.Sequential(nn.AvgPool2d(downsample), cnn) if downsample > 1 else cnn
     text_encoder = TextTransformer(vocab_size, width, num_layers=text_layers, dropout=0.0)
@@ -365,12 +389,21 @@ class CLIPHistory:
 def _check_pairs_data(images, ids, mask) -> int:
     if not isinstance(images, Tensor) or images.dim() != 4:
         raise ValueError("images must be a tensor of shape (N, C, H, W)")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be a floating-point tensor, got {images.dtype}")
+    if images.shape[0] == 0:
+        raise ValueError(f"images is empty (shape {tuple(images.shape)})")
+    check_finite(images, "images")
     if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.shape[0] != images.shape[0]:
         raise ValueError(
             f"ids must be a (N, L) tensor with N = {images.shape[0]} rows, like images"
         )
+    if ids.is_floating_point() or ids.dtype == torch.bool:
+        raise TypeError(f"ids must be an integer (long) tensor of token ids, got {ids.dtype}")
     if not isinstance(mask, Tensor) or mask.shape != ids.shape:
         raise ValueError("mask must be a tensor shaped like ids")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True = real token), got {mask.dtype}")
     return images.shape[0]
 
 
@@ -397,7 +430,13 @@ def train_clip(
     recall@5 of both directions on that set after each epoch. ``keys`` (e.g. the captions)
     switches to ``multi_positive_clip_loss`` with identical keys as positives.
     """
+    check_module(model, "model")
     n = _check_pairs_data(images, ids, mask)
+    check_real(lr, "lr", low=0.0, low_open=True)
+    check_real(weight_decay, "weight_decay", low=0.0)
+    check_seed(seed)
+    if loss_fn is not None:
+        check_callable(loss_fn, "loss_fn")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n:
         raise ValueError(f"batch_size must be an int in [1, {n}], got {batch_size!r}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
@@ -407,10 +446,10 @@ def train_clip(
     device = next(model.parameters()).device
     images, ids, mask = images.to(device), ids.to(device), mask.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded_generator(seed)
     history = CLIPHistory(batch_size=batch_size)
     positives_all = same_key_mask(keys).to(device) if keys is not None else None
-    for _ in range(epochs):
+    for epoch in range(epochs):
         model.train()
         order = torch.randperm(n, generator=generator).to(device)
         for start in range(0, n - batch_size + 1, batch_size):
@@ -422,10 +461,16 @@ def train_clip(
                 )
             else:
                 loss = (loss_fn or clip_loss)(image_emb, text_emb, logit_scale)
+            value = float(loss.detach())
+            if not math.isfinite(value):  # stop before the step spreads NaN into the weights
+                raise FloatingPointError(
+                    f"the training loss became {value} at epoch {epoch + 1}, step "
+                    f"{len(history.loss) + 1}; try a smaller lr"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            history.loss.append(float(loss.detach()))
+            history.loss.append(value)
             history.scale.append(model.scale)
         if val is not None:
             report = retrieval_report(
@@ -438,6 +483,13 @@ def train_clip(
 @torch.no_grad()
 def embed_images(model: TinyCLIP, images: Tensor, batch_size: int = 500) -> Tensor:
     """Unit-length embeddings (N, E) of ``images`` (N, C, H, W), in eval mode, on the CPU."""
+    check_module(model, "model")
+    check_int(batch_size, "batch_size")
+    if not isinstance(images, Tensor) or images.dim() != 4 or not images.is_floating_point():
+        got = (images.dtype, tuple(images.shape)) if isinstance(images, Tensor) else type(images)
+        raise ValueError(f"images must be a float tensor of shape (N, C, H, W), got {got}")
+    if images.shape[0] == 0:
+        raise ValueError(f"images is empty (shape {tuple(images.shape)})")
     model.eval()
     device = next(model.parameters()).device
     parts = [
@@ -450,6 +502,16 @@ def embed_images(model: TinyCLIP, images: Tensor, batch_size: int = 500) -> Tens
 @torch.no_grad()
 def embed_texts(model: TinyCLIP, ids: Tensor, mask: Tensor, batch_size: int = 500) -> Tensor:
     """Unit-length embeddings (N, E) of tokenised captions, in eval mode, on the CPU."""
+    check_module(model, "model")
+    check_int(batch_size, "batch_size")
+    if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.shape[0] == 0:
+        got = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
+        raise ValueError(f"ids must be a non-empty (N, L) tensor of token ids, got {got}")
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != ids.shape:
+        got = (mask.dtype, tuple(mask.shape)) if isinstance(mask, Tensor) else type(mask)
+        raise ValueError(
+            f"mask must be a bool tensor shaped like ids {tuple(ids.shape)}, got {got}"
+        )
     model.eval()
     device = next(model.parameters()).device
     parts = [
@@ -464,6 +526,10 @@ def embed_texts(model: TinyCLIP, ids: Tensor, mask: Tensor, batch_size: int = 50
 def text_embedder(model: TinyCLIP, vocab, max_len: int) -> Callable[[list[str]], Tensor]:
     """A function ``texts -> (n, E)`` embeddings; tokenises with ``vocab.encode(texts, max_len)``
     (the course's ``mmcourse.text.Vocab``), then calls ``embed_texts``."""
+    check_module(model, "model")
+    check_int(max_len, "max_len")
+    if isinstance(vocab, (str, bytes)) or not callable(getattr(vocab, "encode", None)):
+        raise TypeError(f"vocab must be a mmcourse.text.Vocab, got {type(vocab).__name__}")
 
     def encode(texts: list[str]) -> Tensor:
         ids, mask = vocab.encode(list(texts), max_len)
@@ -520,6 +586,14 @@ def retrieval_ranks(similarity: Tensor, relevant=None) -> Tensor:
         )
         raise ValueError(f"similarity must be a (N_query, N_gallery) tensor, got {got}")
     sim = similarity.detach().float().cpu()
+    if sim.numel() == 0:
+        raise ValueError(f"similarity is empty (shape {tuple(sim.shape)})")
+    nan_rows = torch.isnan(sim).any(dim=1)
+    if bool(nan_rows.any()):  # a NaN compares False with everything: it would count as a hit
+        raise ValueError(
+            f"similarity contains NaN in {int(nan_rows.sum())} row(s) (first: row "
+            f"{int(nan_rows.nonzero()[0])}); the embeddings behind it are broken"
+        )
     rel = _relevance(relevant, *sim.shape).cpu()
     best = sim.masked_fill(~rel, float("-inf")).max(dim=1, keepdim=True).values
     return ((sim >= best) & ~rel).sum(dim=1)
@@ -541,9 +615,20 @@ def random_recall_at_k(n_gallery: int, k: int, n_relevant: int = 1) -> float:
     if isinstance(n_gallery, bool) or not isinstance(n_gallery, int) or n_gallery < 1:
         raise ValueError(f"n_gallery must be a positive int, got {n_gallery!r}")
     _check_k(k, n_gallery)
-    if not isinstance(n_relevant, int) or not 1 <= n_relevant <= n_gallery:
+    if (
+        isinstance(n_relevant, bool)
+        or not isinstance(n_relevant, int)
+        or not 1 <= n_relevant <= n_gallery
+    ):
         raise ValueError(f"n_relevant must be an int in [1, {n_gallery}], got {n_relevant!r}")
-    return 1.0 - math.comb(n_gallery - n_relevant, k) / math.comb(n_gallery, k)
+    # C(N - r, k) / C(N, k) = C(N - k, r) / C(N, r): the same rational number, so the same
+    # correctly rounded float, but with the smaller of k and r as the binomial's lower index
+    # (math.comb(10**6, 10**5) takes seconds; math.comb(10**6, 1) does not)
+    if n_relevant <= k:
+        ratio = math.comb(n_gallery - k, n_relevant) / math.comb(n_gallery, n_relevant)
+    else:
+        ratio = math.comb(n_gallery - n_relevant, k) / math.comb(n_gallery, k)
+    return 1.0 - ratio
 
 
 def retrieval_report(
@@ -556,6 +641,13 @@ def retrieval_report(
     text→image.
     """
     _check_pair(image_emb, text_emb)
+    if isinstance(ks, (str, int)) or not isinstance(ks, Sequence) or not ks:
+        raise ValueError(f"ks must be a non-empty sequence of positive ints, got {ks!r}")
+    for k in ks:
+        try:
+            _check_k(k, image_emb.shape[0])
+        except ValueError as exc:
+            raise ValueError(f"ks: {exc}") from exc
     sim = image_emb.detach().float().cpu() @ text_emb.detach().float().cpu().T
     rel_t = None
     if relevant is not None:
@@ -579,6 +671,9 @@ def format_prompts(class_names: Sequence[str], templates: Sequence[str]) -> list
     """
     if isinstance(class_names, str) or not class_names:
         raise ValueError("class_names must be a non-empty list of strings")
+    bad = [name for name in class_names if not isinstance(name, str) or not name.strip()]
+    if bad:
+        raise ValueError(f"class_names must be non-empty strings, got {bad[0]!r}")
     if isinstance(templates, str) or not templates:
         raise ValueError("templates must be a non-empty list of strings with one '{}' each")
     for template in templates:
@@ -596,6 +691,7 @@ def zero_shot_weights(
 ) -> Tensor:
     """(C, E) class embeddings: the mean of the normalised prompt embeddings of each class,
     normalised again (CLIP's prompt ensembling). ``encode_text(list_of_str) -> (n, E)``."""
+    check_callable(encode_text, "encode_text")
     prompts = format_prompts(class_names, templates)
     flat = [p for group in prompts for p in group]
     emb = encode_text(flat)
@@ -611,6 +707,8 @@ def zero_shot_predict(image_emb: Tensor, class_weights: Tensor) -> tuple[Tensor,
     """Predicted class (N,) and cosine scores (N, C) of unit-length ``image_emb`` (N, E)."""
     _check_embeddings("image_emb", image_emb)
     _check_embeddings("class_weights", class_weights)
+    check_finite(image_emb, "image_emb")
+    check_finite(class_weights, "class_weights")
     if image_emb.shape[1] != class_weights.shape[1]:
         raise ValueError(
             f"image_emb has {image_emb.shape[1]} dimensions but class_weights has "
@@ -634,8 +732,13 @@ def search_images(
     if not isinstance(query, str) or not query.strip():
         raise ValueError(f"query must be a non-empty string, got {query!r}")
     _check_embeddings("image_emb", image_emb)
+    check_finite(image_emb, "image_emb")
     _check_k(k, image_emb.shape[0], "image set")
-    q = encode_text([query])
+    check_callable(encode_text, "encode_text")
+    try:
+        q = encode_text([query])
+    except ValueError as exc:  # e.g. a query with no word the vocabulary can tokenise
+        raise ValueError(f"query {query!r} could not be encoded: {exc}") from exc
     if not isinstance(q, Tensor) or q.shape != (1, image_emb.shape[1]):
         raise ValueError(
             f"encode_text must return a (1, {image_emb.shape[1]}) tensor for one query"

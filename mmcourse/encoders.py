@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from torch.utils.flop_counter import FlopCounterMode
 
+from mmcourse._checks import check_dropout
 from mmcourse.attention import PositionalEncoding, TransformerBlock
 from mmcourse.utils import count_parameters  # noqa: F401  (re-exported)
 
@@ -42,6 +43,16 @@ def _check_float(name: str, x, ndim: int, shape_hint: str) -> None:
 def _check_positive_int(name: str, value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_widths(name: str, widths) -> tuple[int, ...]:
+    """A non-empty sequence of positive ints (the widths of the blocks or layers)."""
+    if isinstance(widths, (str, bytes)) or not isinstance(widths, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of positive ints, got {widths!r}")
+    for width in widths:
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise ValueError(f"{name} must hold positive ints, got {widths!r}")
+    return tuple(widths)
 
 
 def _check_tokens(ids, mask, vocab_size: int, padding_idx: int) -> torch.Tensor:
@@ -102,6 +113,8 @@ class ImageCNN(nn.Module):
             _check_positive_int(name, value)
         if not channels:
             raise ValueError("channels must list at least one block width")
+        _check_widths("channels", channels)
+        check_dropout(dropout)
         self.in_channels, self.out_dim = in_channels, out_dim
         self.blocks = nn.ModuleList()
         c_in = in_channels
@@ -180,8 +193,13 @@ class TextRNN(nn.Module):
             _check_positive_int(name, value)
         if cell not in self.CELLS:
             raise ValueError(f"cell must be one of {sorted(self.CELLS)}, got {cell!r}")
-        if not 0 <= padding_idx < vocab_size:
-            raise ValueError(f"padding_idx must lie in [0, vocab_size), got {padding_idx}")
+        if (
+            not isinstance(padding_idx, int)
+            or isinstance(padding_idx, bool)
+            or not 0 <= padding_idx < vocab_size
+        ):
+            raise ValueError(f"padding_idx must be an int in [0, vocab_size), got {padding_idx!r}")
+        check_dropout(dropout)
         hidden_dim = out_dim if hidden_dim is None else hidden_dim
         _check_positive_int("hidden_dim", hidden_dim)
         self.vocab_size, self.out_dim, self.cell, self.padding_idx = (
@@ -221,6 +239,16 @@ class TextRNN(nn.Module):
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of x (B, L, D) over the positions where mask (B, L) is True -> (B, D)."""
+    _check_float("x", x, 3, "(B, L, D)")
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise TypeError(f"mask must be a bool tensor (B, L), True at real positions, got {got}")
+    if mask.shape != x.shape[:2]:
+        raise ValueError(
+            f"mask must have shape (B, L) = {tuple(x.shape[:2])} like x, got {tuple(mask.shape)}"
+        )
+    if not bool(mask.any(dim=1).all()):
+        raise ValueError("mask: every row needs at least one real position (a row is all padding)")
     weights = mask.unsqueeze(-1).to(x.dtype)
     return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
@@ -256,8 +284,13 @@ class TextTransformer(nn.Module):
             ("max_len", max_len),
         ):
             _check_positive_int(name, value)
-        if not 0 <= padding_idx < vocab_size:
-            raise ValueError(f"padding_idx must lie in [0, vocab_size), got {padding_idx}")
+        if (
+            not isinstance(padding_idx, int)
+            or isinstance(padding_idx, bool)
+            or not 0 <= padding_idx < vocab_size
+        ):
+            raise ValueError(f"padding_idx must be an int in [0, vocab_size), got {padding_idx!r}")
+        check_dropout(dropout)
         self.vocab_size, self.out_dim, self.d_model, self.padding_idx = (
             vocab_size,
             out_dim,
@@ -322,6 +355,8 @@ class AudioCNN(nn.Module):
             _check_positive_int(name, value)
         if not channels:
             raise ValueError("channels must list at least one block width")
+        _check_widths("channels", channels)
+        check_dropout(dropout)
         self.n_mfcc, self.out_dim = n_mfcc, out_dim
         layers: list[nn.Module] = [nn.BatchNorm1d(n_mfcc)]
         c_in = n_mfcc
@@ -358,11 +393,16 @@ class MLPEncoder(nn.Module):
         super().__init__()
         _check_positive_int("in_dim", in_dim)
         _check_positive_int("out_dim", out_dim)
+        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, (tuple, list)):
+            raise TypeError(
+                f"hidden must be a tuple of positive ints (may be empty), got {hidden!r}"
+            )
+        check_dropout(dropout)
         self.in_dim, self.out_dim = in_dim, out_dim
         layers: list[nn.Module] = []
         d = in_dim
         for width in hidden:
-            _check_positive_int("hidden width", width)
+            _check_positive_int("hidden", width)
             layers += [nn.Linear(d, width), nn.ReLU(), nn.Dropout(dropout)]
             d = width
         layers.append(nn.Linear(d, out_dim))

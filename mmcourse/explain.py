@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmcourse._checks import check_callable, check_real
+
 Batch = Mapping[str, torch.Tensor]
 
 
@@ -42,6 +44,8 @@ def _check_image(image, name: str = "image") -> torch.Tensor:
         raise ValueError(f"{name} must have shape (C, H, W) or (1, C, H, W), got {image.shape}")
     if not image.is_floating_point():
         raise TypeError(f"{name} must be a float tensor, got dtype {image.dtype}")
+    if image.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(image.shape)})")
     return image
 
 
@@ -84,12 +88,16 @@ def occlusion_saliency(
 
     score_fn: images (B, C, H, W) -> scores (B,). image: (C, H, W). Returns (H, W).
     """
+    check_callable(score_fn, "score_fn")
     image = _check_image(image)
     C, H, W = image.shape
     patch = _positive_int(patch, "patch")
     stride = patch if stride is None else _positive_int(stride, "stride")
+    batch_size = _positive_int(batch_size, "batch_size")
     if patch > min(H, W):
         raise ValueError(f"patch={patch} is larger than the image ({H}x{W})")
+    if not isinstance(baseline, torch.Tensor):
+        check_real(baseline, "baseline")
     base = torch.as_tensor(baseline, dtype=image.dtype, device=image.device)
     if base.dim() > 0 and base.shape != image.shape:
         raise ValueError(
@@ -136,6 +144,7 @@ def grad_cam(
 
     score_fn: images (1, C, H, W) -> scores (1,). image: (C, H, W). Returns (H, W).
     """
+    check_callable(score_fn, "score_fn")
     image = _check_image(image)
     if not isinstance(layer, nn.Module):
         raise TypeError(f"layer must be an nn.Module inside the model, got {type(layer)!r}")
@@ -182,8 +191,11 @@ def integrated_gradients(
     fn: a batch (S, *x.shape) -> scores (S,). x: one input. baseline: like x (default zeros).
     Returns a tensor shaped like x.
     """
+    check_callable(fn, "fn")
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError("x must be a float torch.Tensor")
+    if x.numel() == 0:
+        raise ValueError(f"x is empty (shape {tuple(x.shape)})")
     steps = _positive_int(steps, "steps")
     baseline = torch.zeros_like(x) if baseline is None else baseline
     if not isinstance(baseline, torch.Tensor) or baseline.shape != x.shape:
@@ -216,6 +228,7 @@ def embedding_integrated_gradients(
     score_fn: (ids (S, L), mask (S, L)) -> scores (S,); it must call ``embedding``.
     ids, mask: (L,) or (1, L). Returns (L,) (zero at padding positions).
     """
+    check_callable(score_fn, "score_fn")
     if not isinstance(embedding, nn.Embedding):
         raise TypeError(f"embedding must be the model's nn.Embedding, got {type(embedding)!r}")
     if not isinstance(ids, torch.Tensor) or ids.dtype != torch.long:
@@ -232,6 +245,20 @@ def embedding_integrated_gradients(
             f"got {tuple(ids.shape)} and {tuple(mask.shape)}"
         )
     steps = _positive_int(steps, "steps")
+    if ids.numel() == 0 or int(ids.min()) < 0 or int(ids.max()) >= embedding.num_embeddings:
+        raise ValueError(
+            f"ids must be a non-empty row of token ids in [0, {embedding.num_embeddings}), "
+            f"got {ids.tolist()}"
+        )
+    if baseline_id is not None and (
+        not isinstance(baseline_id, int)
+        or isinstance(baseline_id, bool)
+        or not 0 <= baseline_id < embedding.num_embeddings
+    ):
+        raise ValueError(
+            f"baseline_id must be None or a token id in [0, {embedding.num_embeddings}), "
+            f"got {baseline_id!r}"
+        )
     with torch.no_grad():
         e = embedding(ids)[0]  # (L, D)
         if baseline_id is None:
@@ -275,8 +302,11 @@ def leave_one_word_out(
 
     score_fn: a list of token lists -> scores (B,). words: the caption's tokens. Returns (L,).
     """
+    check_callable(score_fn, "score_fn")
     if isinstance(words, str) or not all(isinstance(w, str) for w in words):
         raise TypeError("words must be a list of str tokens (tokenise the caption first)")
+    if replace_with is not None and not isinstance(replace_with, str):
+        raise TypeError(f"replace_with must be None or a str token, got {replace_with!r}")
     if len(words) == 0:
         raise ValueError("words is empty: there is nothing to attribute")
     words = list(words)
@@ -303,7 +333,8 @@ def remove_modality(batch: Batch, name: str, fill: float = 0.0) -> dict[str, tor
     if not isinstance(batch, Mapping):
         raise TypeError(f"batch must be a dict of tensors, got {type(batch)!r}")
     if name not in batch:
-        raise KeyError(f"batch has no modality {name!r}; it has {sorted(batch)}")
+        raise KeyError(f"name: batch has no modality {name!r}; it has {sorted(batch)}")
+    check_real(fill, "fill")
     out = dict(batch)
     out[name] = torch.full_like(batch[name], fill)
     return out
@@ -327,11 +358,18 @@ def modality_contributions(
     names (then :func:`remove_modality` with zeros). score_fn: batch -> scores (B,).
     Returns {name: (B,) contributions, "full": v(all), "none": v(none)}.
     """
+    check_callable(score_fn, "score_fn")
     if method not in ("shapley", "leave_one_out"):
         raise ValueError(f"method must be 'shapley' or 'leave_one_out', got {method!r}")
     if not isinstance(ablations, Mapping):
         if isinstance(ablations, str):
             raise TypeError("ablations must be a list of modality names or a dict, not a str")
+        if isinstance(batch, Mapping):
+            unknown = [name for name in ablations if name not in batch]
+            if unknown:
+                raise KeyError(
+                    f"ablations: batch has no modality {unknown[0]!r}; it has {sorted(batch)}"
+                )
         ablations = {name: (lambda b, n=name: remove_modality(b, n)) for name in ablations}
     names = list(ablations)
     if not names:

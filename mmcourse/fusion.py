@@ -124,7 +124,7 @@ class Fusion(nn.Module):
             )
         if len(features) != self.num_modalities:
             raise ValueError(
-                f"{name}: expected {self.num_modalities} modality tensors "
+                f"{name}: features: expected {self.num_modalities} modality tensors "
                 f"(in_dims={self.in_dims}), got {len(features)}"
             )
         ndims = (2, 3) if self.accepts_sequences else (2,)
@@ -146,6 +146,15 @@ class Fusion(nn.Module):
                 raise ValueError(
                     f"{name}: features[{i}] has {x.shape[-1]} features but "
                     f"in_dims[{i}] is {d} (shape {tuple(x.shape)})"
+                )
+            if x.shape[0] == 0:
+                raise ValueError(
+                    f"{name}: features[{i}] is an empty batch (shape {tuple(x.shape)})"
+                )
+            if x.ndim == 3 and x.shape[1] == 0:
+                raise ValueError(
+                    f"{name}: features[{i}] is a sequence of length 0 (shape {tuple(x.shape)}); "
+                    "every example needs at least one position"
                 )
             if batch is None:
                 batch = x.shape[0]
@@ -426,6 +435,7 @@ class TensorFusion(Fusion):
     formula = r"W\,\mathrm{vec}\!\left([x_1;1]\otimes[x_2;1]\otimes\cdots\right) + b"
 
     def __init__(self, in_dims: Sequence[int], out_dim: int | None = None, max_size: int = 2**20):
+        _positive_int(max_size, "max_size")
         super().__init__(in_dims)
         self.tensor_size = math.prod(d + 1 for d in self.in_dims)
         if self.tensor_size > max_size:
@@ -670,7 +680,7 @@ class CrossAttentionFusion(Fusion):
             )
         self.pairs = [(i, j) for i in targets for j in range(self.num_modalities) if j != i]
         self.projections = nn.ModuleList(nn.Linear(d, self.dim) for d in self.in_dims)
-        # MultiHeadAttention validates that num_heads divides dim
+        _positive_int(num_heads, "num_heads")  # MultiHeadAttention checks it divides dim
         self.attention = nn.ModuleList(MultiHeadAttention(self.dim, num_heads) for _ in self.pairs)
         self.num_heads = num_heads
         self.out_dim = len(self.pairs) * self.dim

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from mmcourse import fusion as F
+from mmcourse._checks import check_finite, check_real, check_seed
 from mmcourse.models import MultimodalClassifier
 from mmcourse.utils import seed_everything
 
@@ -63,8 +64,8 @@ def make_xor_modalities(
     """
     _positive_int(n, "n")
     _positive_int(dim, "dim")
-    if not noise >= 0:
-        raise ValueError(f"noise must be a non-negative std, got {noise!r}")
+    check_real(noise, "noise", low=0.0, what="a non-negative std")
+    check_seed(seed)
     g = torch.Generator().manual_seed(seed)
     s = torch.randint(0, 2, (n, 2), generator=g) * 2 - 1  # the two hidden bits
     x = noise * torch.randn(n, 2, dim, generator=g)
@@ -212,6 +213,9 @@ class TokenEncoder(nn.Module):
 def fusion_zoo(in_dims: Sequence[int], num_classes: int, dim: int = 32) -> dict[str, Callable]:
     """One factory per operator, each giving a fused vector of about ``dim`` units (late
     fusion gives class scores). Used to compare the operators on equal terms."""
+    in_dims = F._check_in_dims(in_dims, "fusion_zoo", 2, None)  # fail here, not in a factory
+    _positive_int(num_classes, "num_classes")
+    _positive_int(dim, "dim")
     return {
         "concat": lambda: F.ConcatFusion(in_dims, dim, activation="relu"),
         "weighted": lambda: F.WeightedFusion(in_dims, dim),
@@ -329,8 +333,9 @@ def two_noisy_views(
 
     Classes are balanced. Returns (a, b, y): float arrays (n,) and an int array (n,)."""
     _positive_int(n, "n")
-    if not (sigma_a > 0 and sigma_b > 0):
-        raise ValueError(f"sigma_a and sigma_b must be positive, got {sigma_a!r}, {sigma_b!r}")
+    check_real(sigma_a, "sigma_a", low=0.0, low_open=True, what="positive (a finite std)")
+    check_real(sigma_b, "sigma_b", low=0.0, low_open=True, what="positive (a finite std)")
+    check_seed(seed)
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 2
     m = 2.0 * y - 1.0
@@ -338,7 +343,7 @@ def two_noisy_views(
 
 
 def _check_gate(gate) -> float:
-    if not isinstance(gate, (int, float)) or not 0.0 <= gate <= 1.0:
+    if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0.0 <= gate <= 1.0:
         raise ValueError(f"gate must be a number in [0, 1], got {gate!r}")
     return float(gate)
 
@@ -359,14 +364,17 @@ def gate_accuracy(a, b, y, gate: float) -> float:
     y = np.asarray(y)
     if y.shape != score.shape:
         raise ValueError(f"y must have the shape of a and b {score.shape}, got {y.shape}")
+    if y.dtype.kind not in "iub" or not np.isin(y, (0, 1)).all():
+        raise ValueError(f"y must hold the labels 0 and 1, got dtype {y.dtype}")
+    check_finite(score, "a and b")
     return float(np.mean((score > 0) == (y == 1)))
 
 
 def optimal_gate(sigma_a: float, sigma_b: float) -> float:
     """The Bayes-optimal gate for ``two_noisy_views``: weight each view by its precision,
     g = (1/sigma_a^2) / (1/sigma_a^2 + 1/sigma_b^2) = sigma_b^2 / (sigma_a^2 + sigma_b^2)."""
-    if not (sigma_a > 0 and sigma_b > 0):
-        raise ValueError(f"sigma_a and sigma_b must be positive, got {sigma_a!r}, {sigma_b!r}")
+    check_real(sigma_a, "sigma_a", low=0.0, low_open=True, what="positive (a finite std)")
+    check_real(sigma_b, "sigma_b", low=0.0, low_open=True, what="positive (a finite std)")
     return sigma_b**2 / (sigma_a**2 + sigma_b**2)
 
 
@@ -374,6 +382,7 @@ def boundary_line(gate: float, span: float = 4.0) -> tuple[np.ndarray, np.ndarra
     """Two end points (xs, ys) of the decision boundary g * a + (1 - g) * b = 0 in the
     (a, b) plane, within [-span, span]."""
     g = _check_gate(gate)
+    check_real(span, "span", low=0.0, low_open=True)
     if g == 1.0:  # b does not count: the boundary is the vertical line a = 0
         return np.array([0.0, 0.0]), np.array([-span, span])
     a = np.array([-span, span])
@@ -405,6 +414,12 @@ def plot_gate_demo(a, b, y, gate: float, ax=None):
 
 def gate_sweep(a, b, y, gates=None) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy for each gate in ``gates`` (default 101 values from 0 to 1)."""
+    if gates is not None and (
+        isinstance(gates, (str, bytes)) or np.ndim(gates) != 1 or len(gates) == 0
+    ):
+        raise ValueError(
+            f"gates must be None or a non-empty list of numbers in [0, 1], got {gates!r}"
+        )
     gates = np.linspace(0, 1, 101) if gates is None else np.asarray(gates, dtype=float)
     return gates, np.array([gate_accuracy(a, b, y, float(g)) for g in gates])
 
@@ -424,6 +439,8 @@ def xor_decision_grid(
     Returns (U, V, P), each (steps, steps): a_0 = U, b_0 = V, P the predicted probability.
     """
     _positive_int(steps, "steps")
+    _positive_int(dim, "dim")
+    check_real(span, "span", low=0.0, low_open=True)
     axis = torch.linspace(-span, span, steps)
     U, V = torch.meshgrid(axis, axis, indexing="xy")
     a = torch.zeros(steps * steps, dim)
@@ -531,6 +548,7 @@ def response_grid(
     if list(getattr(fusion, "in_dims", [])) != [1, 1]:
         raise ValueError("fusion must be built for two scalar modalities: in_dims=[1, 1]")
     _positive_int(steps, "steps")
+    check_real(span, "span", low=0.0, low_open=True)
     axis = torch.linspace(-span, span, steps)
     U, V = torch.meshgrid(axis, axis, indexing="xy")
     was_training = fusion.training
@@ -551,9 +569,13 @@ def interaction_strength(response: np.ndarray) -> float:
     centre (u_0, v_0), which is 0 for every additive surface; returns its largest absolute
     value divided by the range of R (so the scale of the weights does not matter).
     """
-    r = np.asarray(response, dtype=float)
+    try:
+        r = np.asarray(response, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"response must be a 2-D grid of numbers, got {response!r:.60}") from exc
     if r.ndim != 2 or min(r.shape) < 3:
         raise ValueError(f"response must be a 2-D grid of at least 3 x 3, got shape {r.shape}")
+    check_finite(r, "response")
     i0, j0 = r.shape[0] // 2, r.shape[1] // 2
     mixed = r - r[i0 : i0 + 1, :] - r[:, j0 : j0 + 1] + r[i0, j0]
     spread = r.max() - r.min()

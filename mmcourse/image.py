@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
+from mmcourse._checks import check_int, check_real, check_seed
 from mmcourse.splits import Standardizer
+from mmcourse.utils import offset_seed
 
 __all__ = [
     "apply_per_sample",
@@ -58,6 +60,8 @@ def to_float_image(image) -> torch.Tensor:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
         raise ValueError(f"image must be (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    if image.size == 0:
+        raise ValueError(f"image is empty (shape {image.shape})")
     if image.dtype != np.uint8:
         raise TypeError(f"image must be uint8 (0..255) as decoded from a file, got {image.dtype}")
     decode = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
@@ -67,11 +71,14 @@ def to_float_image(image) -> torch.Tensor:
 def resize(images: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
     """Resize (..., C, H, W) to ``size`` (int: the shorter side; (h, w): exactly), bilinear with
     antialiasing so that shrinking does not alias fine detail into moiré."""
-    if not isinstance(images, torch.Tensor) or images.ndim < 3:
-        raise ValueError("images must be a tensor of shape (C, H, W) or (N, C, H, W)")
+    _check_image_tensor(images, allow_uint8=True)
     if isinstance(size, int):
         size = [size]
-    if not all(isinstance(s, int) and s > 0 for s in size) or len(size) not in (1, 2):
+    if (
+        not isinstance(size, (list, tuple))
+        or len(size) not in (1, 2)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
+    ):
         raise ValueError(f"size must be a positive int or (height, width), got {size!r}")
     return v2.functional.resize(images, list(size), antialias=True)
 
@@ -83,15 +90,42 @@ def channel_stats(images) -> tuple[torch.Tensor, torch.Tensor]:
     evaluation data shape the preprocessing (a mild but real leak).
     """
     images = _check_batch(images)
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError("images contain NaN/inf: clean them (splits.find_nonfinite) first")
     scaler = Standardizer(dims=(0, 2, 3)).fit(images)
     as_t = dict(dtype=images.dtype)
     return (torch.as_tensor(scaler.mean.ravel(), **as_t),
             torch.as_tensor(scaler.std.ravel(), **as_t))  # fmt: skip
 
 
+def _check_image_tensor(images, allow_uint8: bool = False) -> None:
+    """images: a (C, H, W) or (N, ..., C, H, W) tensor with pixels, float (or uint8)."""
+    if not isinstance(images, torch.Tensor) or images.ndim < 3:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a tensor of shape (C, H, W) or (N, C, H, W), got {got}")
+    if not (images.is_floating_point() or (allow_uint8 and images.dtype == torch.uint8)):
+        raise TypeError(
+            f"images must be floating point in [0, 1]{' (or uint8)' if allow_uint8 else ''}, "
+            f"got {images.dtype}; decode with to_float_image or x.float() / 255 first"
+        )
+    if images.numel() == 0:
+        raise ValueError(f"images is empty (shape {tuple(images.shape)})")
+
+
+def _as_stats(value, name: str, images) -> torch.Tensor:
+    try:
+        stat = torch.as_tensor(value, dtype=images.dtype, device=images.device).reshape(-1)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"{name} must be numbers, one per channel, got {value!r:.60}") from exc
+    if not bool(torch.isfinite(stat).all()):
+        raise ValueError(f"{name} must be finite numbers, got {stat.tolist()}")
+    return stat
+
+
 def _check_stats(images, mean, std):
-    mean = torch.as_tensor(mean, dtype=images.dtype, device=images.device).reshape(-1)
-    std = torch.as_tensor(std, dtype=images.dtype, device=images.device).reshape(-1)
+    _check_image_tensor(images)
+    mean = _as_stats(mean, "mean", images)
+    std = _as_stats(std, "std", images)
     channels = images.shape[-3]
     if mean.numel() != channels or std.numel() != channels:
         raise ValueError(f"mean and std need {channels} values (one per channel), "
@@ -103,8 +137,6 @@ def _check_stats(images, mean, std):
 
 def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
     """(x - mean_c) / std_c per channel c: the training images get mean 0, std 1 per channel."""
-    if not isinstance(images, torch.Tensor) or images.ndim < 3:
-        raise ValueError("images must be a tensor of shape (C, H, W) or (N, C, H, W)")
     mean, std = _check_stats(images, mean, std)
     return (images - mean) / std
 
@@ -134,13 +166,19 @@ def train_augmentation(
     resized crop (scale ``crop_scale`` of the area); ``erase`` is the probability of erasing a
     random rectangle (simulated occlusion); ``mean``/``std`` append a normalisation.
     """
-    if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
+    if size is not None:
+        check_int(size, "size")
+    if (
+        not isinstance(crop_scale, (tuple, list))
+        or len(crop_scale) != 2
+        or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in crop_scale)
+        or not 0 < crop_scale[0] <= crop_scale[1] <= 1
+    ):
         raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
     for name, value in (("color_jitter", color_jitter), ("erase", erase)):
-        if not 0 <= value <= 1:
-            raise ValueError(f"{name} must be in [0, 1], got {value}")
-    if rotation < 0 or not 0 <= translate < 1:
-        raise ValueError(f"need rotation >= 0 and 0 <= translate < 1, got {rotation}, {translate}")
+        check_real(value, name, 0.0, 1.0)
+    check_real(rotation, "rotation", low=0.0)
+    check_real(translate, "translate", 0.0, 1.0, high_open=True)
     steps = []
     if size is not None:
         steps.append(v2.RandomResizedCrop(size, scale=crop_scale, antialias=True))
@@ -162,6 +200,8 @@ def train_augmentation(
 
 def eval_transform(size: int | None = None, mean=None, std=None) -> v2.Compose:
     """The deterministic counterpart for validation/test: resize (+ centre crop), normalise."""
+    if size is not None:
+        check_int(size, "size")
     steps = [v2.Resize(size, antialias=True), v2.CenterCrop(size)] if size is not None else []
     if (mean is None) != (std is None):
         raise ValueError("give both mean and std, or neither")
@@ -180,9 +220,11 @@ def apply_per_sample(transform, images, seed: int | None = 0) -> torch.Tensor:
     images = _check_batch(images)
     if not callable(transform):
         raise TypeError(f"transform must be callable, got {type(transform).__name__}")
+    if seed is not None:
+        check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
-            torch.manual_seed(seed)
+            torch.manual_seed(offset_seed(seed))  # moves with the robustness run
         out = [torch.as_tensor(transform(img)) for img in images]
     shapes = {tuple(o.shape) for o in out}
     if len(shapes) != 1:

@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mmcourse._checks import check_int, check_real, check_seed
+
 # ----------------------------------------------------------------------------- input checks
 
 
@@ -45,6 +47,11 @@ def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     """Labels and predictions; 2-D ``y_pred`` (scores or probabilities) is argmax-ed."""
     y_pred = _as_numpy(y_pred, "y_pred")
     if y_pred.ndim == 2:
+        if y_pred.shape[1] < 2:
+            raise ValueError(
+                f"y_pred as scores must have shape (N, K) with K >= 2 classes, got shape "
+                f"{y_pred.shape}; pass labels (N,) instead"
+            )
         y_pred = y_pred.argmax(axis=1)
     y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     if y_true.shape != y_pred.shape:
@@ -56,8 +63,11 @@ def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _probs(probs, y_true) -> tuple[np.ndarray, np.ndarray]:
-    probs = _as_numpy(probs, "probs").astype(np.float64)
-    if probs.ndim != 2 or probs.shape[1] < 2:
+    probs = _as_numpy(probs, "probs")
+    if probs.dtype.kind not in "biuf":
+        raise TypeError(f"probs must be numbers (class probabilities), got dtype {probs.dtype}")
+    probs = probs.astype(np.float64)
+    if probs.ndim != 2 or probs.shape[1] < 2 or probs.shape[0] == 0:
         raise ValueError(
             f"probs must be class probabilities of shape (N, K) with K >= 2, "
             f"got shape {probs.shape}"
@@ -97,6 +107,7 @@ def confusion_matrix(
     y_true, y_pred = _pair(y_true, y_pred)
     k = int(max(y_true.max(), y_pred.max())) + 1
     if num_classes is not None:
+        check_int(num_classes, "num_classes")
         if num_classes < k:
             raise ValueError(f"num_classes={num_classes} but the labels go up to {k - 1}")
         k = num_classes
@@ -153,8 +164,7 @@ def calibration_bins(probs, y_true, n_bins: int = 10) -> dict[str, np.ndarray]:
     ``count``, ``confidence`` (mean) and ``accuracy`` (NaN for empty bins).
     """
     probs, y_true = _probs(probs, y_true)
-    if not isinstance(n_bins, int) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
+    check_int(n_bins, "n_bins")
     confidence = probs.max(1)
     correct = (probs.argmax(1) == y_true).astype(float)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -246,10 +256,9 @@ def bootstrap_ci(
     if y_pred.ndim == 2:
         y_pred = y_pred.argmax(1)
     y_true, y_pred = _pair(y_true, y_pred)
-    if not isinstance(n_boot, int) or n_boot < 10:
-        raise ValueError(f"n_boot must be an int >= 10, got {n_boot!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    check_int(n_boot, "n_boot", minimum=10)
+    check_real(level, "level", 0.0, 1.0, low_open=True, high_open=True)
+    check_seed(seed)
     rng = np.random.default_rng(seed)
     n = y_true.shape[0]
     if metric_fn is accuracy:  # vectorised fast path: mean of the resampled hits

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from mmcourse._checks import check_dropout
 from mmcourse.fusion import ConcatFusion
 
 __all__ = ["MultimodalClassifier", "SeedFusionNet"]
@@ -84,8 +85,7 @@ class MultimodalClassifier(nn.Module):
         self.num_classes = _positive_int(num_classes, "num_classes")
         if hidden is not None:
             _positive_int(hidden, "hidden")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_dropout(dropout)
         self.names = list(encoders)
         self.encoders = nn.ModuleDict(encoders)
         self.fusion = fusion
@@ -185,6 +185,10 @@ class SeedFusionNet(nn.Module):
                 raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
             if x.ndim != 2 or x.shape[1] != d:
                 raise ValueError(f"{name} must have shape (B, {d}), got {tuple(x.shape)}")
+            if not x.is_floating_point():
+                raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+            if x.shape[0] == 0:
+                raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)})")
         if image_features.shape[0] != text_features.shape[0]:
             raise ValueError(
                 f"image_features and text_features must share the batch size, "

@@ -19,8 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
+
+from mmcourse._checks import check_finite, check_int, check_module, check_real, check_seed
+from mmcourse.utils import seeded_generator
 
 Batch = dict[str, torch.Tensor]
 
@@ -73,7 +77,7 @@ class MissingAware(nn.Module):
         if not isinstance(encoder, nn.Module):
             raise TypeError(f"encoder must be an nn.Module, got {type(encoder).__name__}")
         out_dim = out_dim if out_dim is not None else getattr(encoder, "out_dim", None)
-        if not isinstance(out_dim, int) or out_dim < 1:
+        if not isinstance(out_dim, int) or isinstance(out_dim, bool) or out_dim < 1:
             raise ValueError("out_dim must be a positive int (the encoder has no .out_dim)")
         self.encoder, self.out_dim, self.learned = encoder, out_dim, learned
         self.missing = nn.Parameter(torch.zeros(out_dim)) if learned else None
@@ -97,12 +101,11 @@ def modality_dropout_mask(
     Each sample, with probability ``p``, loses exactly one modality chosen uniformly, so no
     sample ever loses all of them (the ModDrop recipe for two modalities).
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not isinstance(num_modalities, int) or num_modalities < 2:
-        raise ValueError(f"num_modalities must be an int >= 2, got {num_modalities!r}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+    check_int(batch_size, "batch_size")
+    check_int(num_modalities, "num_modalities", minimum=2)
+    check_real(p, "p", 0.0, 1.0, what="a probability in [0, 1]")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
     drop = torch.rand(batch_size, generator=generator) < p
     which = torch.randint(num_modalities, (batch_size,), generator=generator)
     mask = torch.zeros(batch_size, num_modalities, dtype=torch.bool)
@@ -122,10 +125,10 @@ class ModalityDropout(nn.Module):
 
     def __init__(self, model: nn.Module, modalities: Sequence[str], p: float = 0.5):
         super().__init__()
+        check_module(model, "model")
         if isinstance(modalities, str) or len(modalities) < 2:
             raise ValueError(f"modalities must list at least 2 batch keys, got {modalities!r}")
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+        check_real(p, "p", 0.0, 1.0, what="a probability in [0, 1]")
         self.model, self.modalities, self.p = model, list(modalities), p
 
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -144,8 +147,12 @@ class ModalityDropout(nn.Module):
 @torch.no_grad()
 def encode(encoder: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Features of ``x`` (N, ...) from ``encoder`` in eval mode, on the CPU: (N, d)."""
+    check_module(encoder, "encoder")
     if not torch.is_tensor(x) or x.ndim < 2:
         raise TypeError("x must be a tensor (N, ...) of encoder inputs")
+    if x.shape[0] == 0:
+        raise ValueError(f"x is empty (shape {tuple(x.shape)}): no samples to encode")
+    check_int(batch_size, "batch_size")
     was_training = encoder.training
     encoder.eval()
     device = next(encoder.parameters()).device
@@ -171,8 +178,25 @@ def linear_probe(
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
+    check_real(C, "C", low=0.0, low_open=True)
+    for name, x in (("x_train", x_train), ("x_eval", x_eval)):
+        if not torch.is_tensor(x) or x.ndim < 2 or x.shape[0] == 0:
+            got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise TypeError(
+                f"{name} must be a non-empty tensor (N, ...) of encoder inputs, got {got}"
+            )
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+        check_finite(x, name)
     f_train, f_eval = encode(encoder, x_train).numpy(), encode(encoder, x_eval).numpy()
     y_train, y_eval = torch.as_tensor(y_train).numpy(), torch.as_tensor(y_eval).numpy()
+    for name, y in (("y_train", y_train), ("y_eval", y_eval)):
+        if y.dtype.kind not in "iu" or (y.size and y.min() < 0):
+            raise ValueError(
+                f"{name} must be non-negative integer class labels, got dtype {y.dtype}"
+            )
+    if np.unique(y_train).size < 2:
+        raise ValueError(f"y_train must hold at least 2 classes, got only {np.unique(y_train)}")
     if y_train.shape != (f_train.shape[0],) or y_eval.shape != (f_eval.shape[0],):
         raise ValueError(
             f"y_train/y_eval must be (N,) labels matching x_train/x_eval, got "
@@ -186,6 +210,16 @@ def linear_probe(
 
 
 # ----------------------------------------------------------------------------- corruptions
+def _as_float_tensor(value, name: str, shape: str) -> torch.Tensor:
+    try:
+        x = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(
+            f"{name} must be a float array/tensor {shape}, got {type(value).__name__}"
+        ) from exc
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float array/tensor {shape}, got {x.dtype}")
+    return x
 
 
 def add_noise_snr(waveform, snr_db: float, seed: int = 0) -> torch.Tensor:
@@ -196,14 +230,18 @@ def add_noise_snr(waveform, snr_db: float, seed: int = 0) -> torch.Tensor:
     ``P_signal / 10**(snr_db / 10)``.
     Returns a new float tensor; ``snr_db=float('inf')`` returns the clips unchanged.
     """
-    x = torch.as_tensor(waveform)
-    if not x.is_floating_point() or x.ndim < 1:
-        raise TypeError(f"waveform must be a float array/tensor (..., T), got {x.dtype}")
+    x = _as_float_tensor(waveform, "waveform", "(..., T)")
+    if x.ndim < 1 or x.shape[-1] == 0 or x.numel() == 0:
+        raise ValueError(
+            f"waveform must be a non-empty array/tensor (..., T), got {tuple(x.shape)}"
+        )
+    check_real(snr_db, "snr_db", allow_inf=True)
+    check_seed(seed)
     if snr_db == float("inf"):
         return x.clone()
-    if not isinstance(snr_db, (int, float)) or snr_db != snr_db:
-        raise ValueError(f"snr_db must be a number (dB), got {snr_db!r}")
-    generator = torch.Generator().manual_seed(seed)
+    if snr_db == float("-inf"):
+        raise ValueError("snr_db must not be -inf (that would be noise of infinite power)")
+    generator = seeded_generator(seed)
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
     p_signal = x.pow(2).mean(dim=-1, keepdim=True)
     p_noise = noise.pow(2).mean(dim=-1, keepdim=True)  # scale the noise actually drawn
@@ -215,16 +253,19 @@ def occlude(images, size: int, seed: int = 0, value: float = 0.0) -> torch.Tenso
 
     The square lies fully inside the image; ``size=0`` returns a copy unchanged.
     """
-    x = torch.as_tensor(images)
+    x = _as_float_tensor(images, "images", "(B, C, H, W)")
     if x.ndim != 4 or not x.is_floating_point():
         raise ValueError(f"images must be float (B, C, H, W), got {x.dtype} {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"images is an empty batch (shape {tuple(x.shape)})")
     h, w = x.shape[-2:]
-    if not isinstance(size, int) or not 0 <= size <= min(h, w):
-        raise ValueError(f"size must be an int in [0, {min(h, w)}], got {size!r}")
+    check_int(size, "size", minimum=0, maximum=min(h, w))
+    check_seed(seed)
+    check_real(value, "value")
     out = x.clone()
     if size == 0:
         return out
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded_generator(seed)
     top = torch.randint(h - size + 1, (x.shape[0],), generator=generator)
     left = torch.randint(w - size + 1, (x.shape[0],), generator=generator)
     rows = torch.arange(h)[None, :, None]

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmcourse._checks import check_int, check_real
 from mmcourse.datasets.common import stratified_split as _dataset_split
 
 __all__ = [
@@ -74,10 +75,21 @@ def find_constant(x, tol: float = 1e-8) -> np.ndarray:
     """Boolean mask (N,): samples whose values are all (almost) equal, e.g. a silent clip or a
     blank image: present in the file but carrying no information."""
     x = _per_sample(_as_numpy(x, "x", min_ndim=2))  # no float64 copy: audio sets are large
+    check_real(tol, "tol", low=0.0)
     with warnings.catch_warnings():  # an all-NaN sample warns; it counts as constant below
         warnings.simplefilter("ignore", RuntimeWarning)
         spread = np.nanmax(x, axis=1) - np.nanmin(x, axis=1)
     return ~(spread > tol)  # NaN spread (all-NaN sample) counts as constant
+
+
+def _check_no_nonfinite(v: np.ndarray) -> None:
+    # one NaN makes the median and the MAD NaN, and every score 0: it would hide real outliers
+    bad = np.flatnonzero(~np.isfinite(v.reshape(v.shape[0], -1)).all(axis=1))
+    if bad.size:
+        raise ValueError(
+            f"values contains NaN/inf for {bad.size} sample(s) (first: index {bad[0]}); "
+            "drop them first (find_nonfinite marks them), then look for outliers"
+        )
 
 
 def robust_zscore(values) -> np.ndarray:
@@ -90,6 +102,7 @@ def robust_zscore(values) -> np.ndarray:
     v = _as_numpy(values, "values").astype(np.float64)
     if v.ndim != 1:
         raise ValueError(f"values must be 1-D (one number per sample), got shape {v.shape}")
+    _check_no_nonfinite(v)
     centred = v - np.median(v)
     mad = np.median(np.abs(centred))
     if mad > 0:
@@ -109,8 +122,8 @@ def find_outliers(values, threshold: float = 3.5, method: str = "robust") -> np.
     v = _as_numpy(values, "values").astype(np.float64)
     if v.ndim > 2:
         raise ValueError(f"values must be (N,) or (N, D), got shape {v.shape}")
-    if not threshold > 0:
-        raise ValueError(f"threshold must be positive, got {threshold}")
+    check_real(threshold, "threshold", low=0.0, low_open=True)
+    _check_no_nonfinite(v)
     if method not in ("robust", "zscore"):
         raise ValueError(f"method must be 'robust' or 'zscore', got {method!r}")
     columns = v.reshape(v.shape[0], -1).T
@@ -132,10 +145,14 @@ class _AffineScaler:
     """
 
     def __init__(self, dims: Sequence[int] = (0,), eps: float = 1e-8):
+        if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence):
+            raise TypeError(f"dims must be a tuple of ints, e.g. (0,) or (0, 2, 3), got {dims!r}")
+        for d in dims:
+            check_int(d, "dims", minimum=0)
         self.dims = tuple(int(d) for d in dims)
         if 0 not in self.dims:
             raise ValueError(f"dims must include 0 (the sample dimension), got {dims}")
-        self.eps = eps
+        self.eps = check_real(eps, "eps", low=0.0)
         self.offset: np.ndarray | None = None
         self.scale: np.ndarray | None = None
 
@@ -154,6 +171,8 @@ class _AffineScaler:
     def _params(self, x):
         if self.offset is None:
             raise RuntimeError("call fit(train_data) before transform")
+        if not isinstance(x, (np.ndarray, torch.Tensor)):
+            raise TypeError(f"x must be a numpy array or torch tensor, got {type(x).__name__}")
         shape = tuple(x.shape)
         kept = [n for i, n in enumerate(self.offset.shape) if i not in self.dims]
         got = [n for i, n in enumerate(shape) if i not in self.dims]
@@ -234,8 +253,15 @@ def stratified_split(
     y = _as_numpy(labels, "labels")
     if y.ndim != 1:
         raise ValueError(f"labels must be 1-D (N,), got shape {y.shape}")
-    fr = np.asarray(fractions, dtype=np.float64)
-    if fr.shape != (3,) or (fr <= 0).any() or not np.isclose(fr.sum(), 1.0):
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        raise ValueError(f"labels contains {int(np.isnan(y).sum())} NaN value(s)")
+    try:
+        fr = np.asarray(fractions, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"fractions must be 3 positive numbers summing to 1, got {fractions!r}"
+        ) from exc
+    if fr.shape != (3,) or not (fr > 0).all() or not np.isclose(fr.sum(), 1.0):
         raise ValueError(f"fractions must be 3 positive numbers summing to 1, got {fractions}")
     classes, counts = np.unique(y, return_counts=True)
     n_needed = int(np.ceil(1.0 / fr.min()))
@@ -264,6 +290,11 @@ def check_disjoint(**index_sets) -> None:
     ``check_disjoint(train=idx_tr, val=idx_va, test=idx_te)``."""
     if len(index_sets) < 2:
         raise ValueError("give at least two named index sets, e.g. train=..., test=...")
+    for name, values in index_sets.items():
+        if isinstance(values, (str, bytes)) or np.asarray(values).dtype.kind in "fcO":
+            raise TypeError(
+                f"{name} must be an array of sample indices (or ids), got {values!r:.60}"
+            )
     sets = {k: set(np.asarray(v).ravel().tolist()) for k, v in index_sets.items()}
     names = list(sets)
     for i, a in enumerate(names):
@@ -294,6 +325,8 @@ def cross_split_duplicates(x, split, decimals: int | None = 6) -> pd.DataFrame:
     splits and indices involved (empty when there is no leakage).
     """
     arr = _per_sample(_as_numpy(x, "x"))
+    if decimals is not None:
+        check_int(decimals, "decimals", minimum=0)
     s = np.asarray(split)
     if len(s) != len(arr):
         raise ValueError(f"x ({len(arr)} samples) and split ({len(s)}) differ in length")

@@ -7,10 +7,16 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 
 PAD, UNK = "<pad>", "<unk>"
-_TOKEN = re.compile(r"[a-z]+|[0-9]+")
+# Scripts written without spaces between words: each character is one token (as in BERT's
+# basic tokenizer): CJK ideographs (with extensions and compatibility forms), kana.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+# A word: letters of any script (\w minus digits and "_") and combining accents, so that
+# "café" written with a combining acute (e + U+0301) stays one word; numbers: digit runs.
+_TOKEN = re.compile(rf"[{_CJK}]|(?:(?![{_CJK}])[^\W\d_]|[\u0300-\u036f])+|\d+")
 
 
 def tokenize(text: str) -> list[str]:
@@ -19,6 +25,11 @@ def tokenize(text: str) -> list[str]:
     Like Keras' Tokenizer (which the seed article used), a file path such as
     "images/cat/cat_0042.png" becomes ["images", "cat", "cat", "0042", "png"]: the folder
     name, and with it the label, ends up in the text.
+
+    Unicode-aware: letters of every script count, accents included ("café naïve" ->
+    ["café", "naïve"]), and Chinese or Japanese, written without spaces, is split into
+    characters ("一只猫" -> ["一", "只", "猫"]). English text tokenises exactly as with the
+    ASCII rule ``[a-z]+|[0-9]+``.
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -45,6 +56,11 @@ class Vocab:
     """
 
     def __init__(self, tokens: Sequence[str]):
+        if isinstance(tokens, str) or not isinstance(tokens, Sequence):
+            raise TypeError(f"tokens must be a list of str tokens, got {type(tokens).__name__}")
+        bad = next((t for t in tokens if not isinstance(t, str)), None)
+        if bad is not None:
+            raise TypeError(f"tokens must all be str, got {bad!r}")
         if list(tokens[:2]) != [PAD, UNK]:
             raise ValueError(f"tokens must start with {PAD!r} and {UNK!r}")
         if len(set(tokens)) != len(tokens):
@@ -59,8 +75,15 @@ class Vocab:
         texts = _check_texts(texts)
         if not texts:
             raise ValueError("texts is empty: a vocabulary needs at least one text")
-        if min_freq < 1:
-            raise ValueError(f"min_freq must be >= 1, got {min_freq}")
+        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
+            raise ValueError(f"min_freq must be an int >= 1, got {min_freq!r}")
+        if max_size is not None and (
+            isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 3
+        ):
+            raise ValueError(
+                f"max_size must be None or an int >= 3 (<pad>, <unk> and one word), "
+                f"got {max_size!r}"
+            )
         counts = Counter(tok for text in texts for tok in tokenize(text))
         ranked = sorted(
             (t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t)
@@ -77,18 +100,30 @@ class Vocab:
 
     def ids(self, text: str) -> list[int]:
         """Token ids of one text; unknown words map to the <unk> id (1)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
         return [self.index.get(tok, 1) for tok in tokenize(text)]
 
     def encode(self, texts, max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode texts as ``ids`` (B, L) long, padded with 0 (or truncated) to ``max_len``
-        (default: the longest text), and ``mask`` (B, L) bool, True at real tokens."""
+        (default: the longest text), and ``mask`` (B, L) bool, True at real tokens.
+
+        A text without a single token (empty, or only punctuation) is refused: its row would
+        be all padding, which no encoder can read (a mean over zero tokens is undefined).
+        """
         texts = _check_texts(texts)
         if not texts:
             raise ValueError("texts is empty: nothing to encode")
         rows = [self.ids(t) for t in texts]
+        empty = [i for i, row in enumerate(rows) if not row]
+        if empty:
+            raise ValueError(
+                f"texts[{empty[0]}] = {texts[empty[0]]!r} has no token (word or number) to "
+                f"encode ({len(empty)} such text(s)); drop it or give it a word, e.g. {UNK!r}"
+            )
         if max_len is None:
             max_len = max(1, max(len(r) for r in rows))
-        if not isinstance(max_len, int) or max_len < 1:
+        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
             raise ValueError(f"max_len must be a positive int, got {max_len!r}")
         ids = torch.zeros(len(rows), max_len, dtype=torch.long)
         for i, row in enumerate(rows):
@@ -98,6 +133,25 @@ class Vocab:
 
     def decode(self, ids) -> str:
         """Tokens of a 1-D id sequence, padding dropped."""
+        if isinstance(ids, torch.Tensor):
+            if ids.ndim != 1 or ids.is_floating_point() or ids.dtype == torch.bool:
+                raise ValueError(
+                    f"ids must be a 1-D integer sequence, got a {ids.dtype} tensor of shape "
+                    f"{tuple(ids.shape)}"
+                )
+            ids = ids.tolist()
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            raise TypeError(f"ids must be a 1-D sequence of token ids, got {ids!r:.60}")
+        ids = list(ids)
+        bad = [
+            i for i in ids if isinstance(i, bool) or not isinstance(i, (int, np.integer))
+            or not 0 <= i < len(self.tokens)
+        ]  # fmt: skip
+        if bad:
+            raise ValueError(
+                f"ids must be token ids in [0, {len(self.tokens)}) (the vocabulary's size), "
+                f"got {bad[0]!r}"
+            )
         return " ".join(self.tokens[int(i)] for i in ids if int(i) != 0)
 
 
@@ -118,8 +172,15 @@ def clean_text(text: str) -> str:
     return " ".join(text.split())
 
 
+def _check_vocab(vocab) -> Vocab:
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"vocab must be a mmcourse.text.Vocab, got {type(vocab).__name__}")
+    return vocab
+
+
 def unknown_rate(vocab: Vocab, texts) -> float:
     """Fraction of the tokens of ``texts`` that ``vocab`` maps to <unk> (0 = all known)."""
+    _check_vocab(vocab)
     texts = _check_texts(texts)
     ids = [i for t in texts for i in vocab.ids(t)]
     if not ids:
@@ -130,6 +191,7 @@ def unknown_rate(vocab: Vocab, texts) -> float:
 def bag_of_words(vocab: Vocab, texts, binary: bool = True) -> torch.Tensor:
     """Count (or, with ``binary``, presence) matrix (B, len(vocab)) float32: word order is
     thrown away. Column 1 counts unknown words; column 0 (padding) stays 0."""
+    _check_vocab(vocab)
     texts = _check_texts(texts)
     if not texts:
         raise ValueError("texts is empty: nothing to encode")

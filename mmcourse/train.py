@@ -34,9 +34,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mmcourse import metrics as M
+from mmcourse._checks import check_callable, check_int, check_module, check_real
 from mmcourse.utils import (
     count_parameters,  # noqa: F401  (re-exported)
     seed_everything,
+    seeded_generator,
 )
 
 Batch = dict[str, torch.Tensor]
@@ -118,9 +120,65 @@ def to_device(batch: Batch, device: torch.device | str) -> Batch:
         raise TypeError(
             f"a batch must be a dict of tensors with a 'label' entry, got {type(batch).__name__}"
         )
+    device = _as_device(device)
     return {
         k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
     }
+
+
+def _as_device(device) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {device!r}")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"device must name a device such as 'cpu' or 'cuda', got {device!r}"
+        ) from exc
+
+
+def _check_loader(loader, name: str) -> None:
+    if isinstance(loader, (str, bytes, dict)) or not isinstance(loader, Iterable):
+        raise TypeError(
+            f"{name} must be an iterable of batches (dicts of tensors with a 'label'), e.g. an "
+            f"InMemoryLoader, a DataLoader or a list of dicts; got {type(loader).__name__}"
+        )
+
+
+def _check_batch(batch, name: str) -> None:
+    if not isinstance(batch, dict):
+        raise TypeError(
+            f"{name} must yield batches, each a dict of tensors with a 'label' entry, "
+            f"got a {type(batch).__name__}"
+        )
+
+
+def _check_labels(labels, num_classes: int, name: str, check_range: bool = True) -> None:
+    """The 'label' entry of a batch: class ids (B,) of an integer dtype in [0, num_classes)."""
+    if not torch.is_tensor(labels):
+        raise TypeError(
+            f"{name}: the batch's 'label' must be a tensor, got {type(labels).__name__}"
+        )
+    if labels.ndim != 1:
+        raise ValueError(
+            f"{name}: the batch's 'label' must be class ids of shape (B,), got shape "
+            f"{tuple(labels.shape)} (one-hot or (B, 1) labels: use labels.argmax(1) or "
+            "labels.squeeze(1))"
+        )
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(
+            f"{name}: the batch's 'label' must be integer class ids (torch.long), got "
+            f"{labels.dtype}; cast exact ids with .long(), never fractional values"
+        )
+    if check_range and labels.numel():
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            raise ValueError(
+                f"{name}: the batch's 'label' must lie in [0, {num_classes}) for a model with "
+                f"{num_classes} logits, got values in [{low}, {high}]"
+            )
 
 
 def _labels_of(batch: Batch) -> torch.Tensor:
@@ -156,6 +214,8 @@ def _progress_enabled(progress: bool) -> bool:
 def _check_metrics(names: Sequence[str]) -> tuple[str, ...]:
     if isinstance(names, str):
         names = (names,)
+    if not isinstance(names, Iterable):
+        raise TypeError(f"metrics must be a list of names from {EVAL_METRICS}, got {names!r}")
     unknown = [n for n in names if n not in EVAL_METRICS]
     if unknown:
         raise ValueError(f"unknown metric {unknown[0]!r}; choose from {EVAL_METRICS}")
@@ -183,6 +243,10 @@ class InMemoryLoader:
         seed: int = 0,
         drop_last: bool = False,
     ):
+        if isinstance(tensors, dict) and tensors and all(isinstance(k, str) for k in tensors):
+            pass
+        elif isinstance(tensors, dict) and tensors:
+            raise TypeError(f"tensors must have str keys, got {list(tensors)!r:.80}")
         if not isinstance(tensors, dict) or not tensors:
             raise TypeError("tensors must be a non-empty dict {name: tensor}")
         sizes = {}
@@ -198,12 +262,19 @@ class InMemoryLoader:
         self.n = next(iter(sizes.values()))
         if self.n == 0:
             raise ValueError("tensors are empty (length 0)")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
             raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+        if drop_last and batch_size is not None and batch_size > self.n:
+            raise ValueError(
+                f"batch_size={batch_size} is larger than the {self.n} samples and drop_last=True:"
+                " the loader would yield no batch at all"
+            )
         self.tensors = tensors
         self.batch_size = batch_size or self.n
         self.shuffle, self.drop_last = shuffle, drop_last
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = seeded_generator(seed)
 
     def __len__(self) -> int:
         full, rest = divmod(self.n, self.batch_size)
@@ -245,15 +316,26 @@ def collect_logits(
 
     ``labels`` is None when the batches carry no ``"label"``.
     """
-    device = device or _default_device(model)
+    return _collect(model, loader, device, "loader")
+
+
+@torch.no_grad()
+def _collect(model, loader, device, name: str):
+    check_module(model, "model")
+    _check_loader(loader, name)
+    device = _as_device(device) if device is not None else _default_device(model)
     was_training = model.training
     model.eval()
     all_logits, all_labels = [], []
     for batch in loader:
+        _check_batch(batch, name)
+        on_cpu = torch.is_tensor(batch.get("label")) and batch["label"].device.type == "cpu"
         batch = to_device(batch, device)
         logits = model(batch)
         if "label" in batch:
             _check_logits(logits, batch["label"])
+            # the range check reads the labels: free on the CPU, once per call on a GPU
+            _check_labels(batch["label"], logits.shape[1], name, on_cpu or not all_labels)
             all_labels.append(batch["label"].cpu())
         all_logits.append(logits.float().cpu())
     model.train(was_training)
@@ -294,6 +376,8 @@ def evaluate(
     Returns e.g. ``{"loss": 0.31, "accuracy": 0.91}``; the loss is the mean over samples.
     """
     metrics = _check_metrics(metrics)
+    if loss_fn is not None:
+        check_callable(loss_fn, "loss_fn")
     logits, labels = collect_logits(model, loader, device)
     if labels is None:
         raise ValueError("evaluate needs batches with a 'label' entry")
@@ -323,7 +407,10 @@ def _scores(
 
 def save_checkpoint(model: nn.Module, path: str | Path, **meta) -> Path:
     """Save the model's weights and small metadata (numbers, strings) to ``path``."""
-    path = Path(path)
+    check_module(model, "model")
+    path = _as_path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"path {path} is a folder; give a file name such as model.pt")
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": model.state_dict(), "meta": meta}, path)
     return path
@@ -337,14 +424,35 @@ def load_checkpoint(
     Uses ``torch.load(weights_only=True)``: a checkpoint can hold tensors and plain data but
     never runs code when loaded. Returns the metadata dict (e.g. epoch and score).
     """
-    path = Path(path)
+    check_module(model, "model")
+    path = _as_path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    state = torch.load(path, map_location=map_location or _default_device(model), weights_only=True)
+    try:
+        state = torch.load(
+            path, map_location=map_location or _default_device(model), weights_only=True
+        )
+    except Exception as exc:  # any unpickling failure: not a file written by us
+        raise ValueError(
+            f"{path} is not a checkpoint written by mmcourse.train.save_checkpoint "
+            f"(torch.load failed: {str(exc).splitlines()[0]})"
+        ) from exc
     if not isinstance(state, dict) or "state_dict" not in state:
         raise ValueError(f"{path} is not a checkpoint written by mmcourse.train.save_checkpoint")
-    model.load_state_dict(state["state_dict"])
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(
+            f"model does not match the checkpoint at {path} (another architecture or size?): "
+            f"{str(exc).splitlines()[0]} ..."
+        ) from exc
     return dict(state.get("meta", {}))
+
+
+def _as_path(path) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
+    return Path(path)
 
 
 # --------------------------------------------------------------------------- training
@@ -415,12 +523,24 @@ def fit(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if grad_clip is not None and not grad_clip > 0:
-        raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
-    if patience is not None and (not isinstance(patience, int) or patience < 1):
-        raise ValueError(f"patience must be a positive int or None, got {patience!r}")
+    _check_loader(train_loader, "train_loader")
+    if val_loader is not None:
+        _check_loader(val_loader, "val_loader")
+    check_int(epochs, "epochs")
+    check_real(lr, "lr", low=0.0, low_open=True)
+    check_real(weight_decay, "weight_decay", low=0.0)
+    check_real(min_delta, "min_delta", low=0.0)
+    if grad_clip is not None:
+        check_real(grad_clip, "grad_clip", low=0.0, low_open=True, what="a positive number or None")
+    if patience is not None:
+        check_int(patience, "patience")
+    if loss_fn is not None:
+        check_callable(loss_fn, "loss_fn")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"optimizer must be a torch.optim.Optimizer over model.parameters() (or None), "
+            f"got {type(optimizer).__name__}"
+        )
     metrics = _check_metrics(metrics)
     monitor = monitor or ("val_loss" if val_loader is not None else "train_loss")
     allowed = ["train_loss", "train_accuracy"]
@@ -433,15 +553,26 @@ def fit(
     minimise = monitor.endswith("loss") or monitor.endswith("ece")
 
     if seed is not None:
-        seed_everything(seed)
+        used = seed_everything(seed)  # the seed plus MMCOURSE_SEED_OFFSET
         generator = getattr(train_loader, "generator", None)
         if isinstance(generator, torch.Generator):  # a DataLoader's shuffling generator
-            generator.manual_seed(seed)
-    device = torch.device(device) if device is not None else _default_device(model)
+            generator.manual_seed(used)
+    device = _as_device(device) if device is not None else _default_device(model)
     model.to(device)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("model has no trainable parameters (all frozen): fit would change nothing")
     if optimizer is None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    else:
+        owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        if not any(id(p) in owned for p in trainable):
+            raise ValueError(
+                "optimizer holds none of model's trainable parameters, so fit would train "
+                "nothing; build it from this model, e.g. torch.optim.SGD(model.parameters(), "
+                "lr=0.1), after any re-creation of the model"
+            )
     sched = _make_scheduler(scheduler, optimizer, epochs)
 
     history = History(monitor=monitor)
@@ -452,7 +583,7 @@ def fit(
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         row.update(_train_one_epoch(model, train_loader, optimizer, loss_fn, grad_clip, device))
         if val_loader is not None:
-            logits, labels = collect_logits(model, val_loader, device)
+            logits, labels = _collect(model, val_loader, device, "val_loader")
             if labels is None:
                 raise ValueError("the validation batches carry no 'label'")
             scores = _scores(logits, labels, metrics, loss_fn)
@@ -498,11 +629,15 @@ def _train_one_epoch(model, loader, optimizer, loss_fn, grad_clip, device) -> di
     loss_sum = correct = 0
     seen = 0
     for batch in loader:
+        _check_batch(batch, "train_loader")
+        on_cpu = torch.is_tensor(batch.get("label")) and batch["label"].device.type == "cpu"
         batch = to_device(batch, device)
         labels = _labels_of(batch)
         logits = model(batch)
         if seen == 0:
             _check_logits(logits, labels)
+        # the range check reads the labels: free on the CPU, once per epoch on a GPU
+        _check_labels(labels, logits.shape[1], "train_loader", on_cpu or seen == 0)
         loss = loss_fn(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -520,7 +655,10 @@ def _train_one_epoch(model, loader, optimizer, loss_fn, grad_clip, device) -> di
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1) of a few runs' results."""
-    values = np.asarray(values, dtype=float)
+    try:
+        values = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"values must be a 1-D sequence of numbers, got {values!r:.60}") from exc
     if values.ndim != 1 or values.size < 2:
         raise ValueError(f"values must be a 1-D sequence of at least 2 numbers, got {values!r}")
     return float(values.mean()), float(values.std(ddof=1))

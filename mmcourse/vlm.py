@@ -31,7 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmcourse.utils import count_parameters  # noqa: F401  (re-exported)
+from mmcourse._checks import check_dropout, check_finite, check_int, check_real, check_seed
+from mmcourse.utils import (
+    count_parameters,  # noqa: F401  (re-exported)
+    seeded_generator,
+)
 
 __all__ = [
     "patchify",
@@ -86,6 +90,8 @@ def _check_images(
         raise ValueError(f"{name} must have shape (B, C, H, W), got shape {tuple(images.shape)}")
     if not images.is_floating_point():
         raise TypeError(f"{name} must be a float tensor, got dtype {images.dtype}")
+    if images.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {tuple(images.shape)})")
     if channels is not None and images.shape[1] != channels:
         raise ValueError(f"{name} must have {channels} channels, got shape {tuple(images.shape)}")
     if size is not None and tuple(images.shape[2:]) != (size, size):
@@ -198,6 +204,8 @@ class Block(nn.Module):
         super().__init__()
         _check_positive_int(dim, "dim")
         _check_positive_int(n_heads, "n_heads")
+        _check_positive_int(mlp_ratio, "mlp_ratio")
+        check_dropout(dropout)
         if dim % n_heads:
             raise ValueError(f"dim={dim} must be divisible by n_heads={n_heads}")
         self.ln1 = nn.LayerNorm(dim)
@@ -277,7 +285,12 @@ class GatedCrossAttentionBlock(nn.Module):
 
     def __init__(self, dim: int, kv_dim: int, n_heads: int = 4, mlp_ratio: int = 4):
         super().__init__()
-        for name, value in [("dim", dim), ("kv_dim", kv_dim), ("n_heads", n_heads)]:
+        for name, value in [
+            ("dim", dim),
+            ("kv_dim", kv_dim),
+            ("n_heads", n_heads),
+            ("mlp_ratio", mlp_ratio),
+        ]:
             _check_positive_int(value, name)
         if dim % n_heads:
             raise ValueError(f"dim={dim} must be divisible by n_heads={n_heads}")
@@ -384,8 +397,17 @@ class TinyVLM(nn.Module):
         num_queries: int = 4,
     ):
         super().__init__()
-        _check_positive_int(vocab_size, "vocab_size")
-        _check_positive_int(max_text_len, "max_text_len")
+        for name, value in [
+            ("vocab_size", vocab_size),
+            ("max_text_len", max_text_len),
+            ("vision_dim", vision_dim),
+            ("vision_depth", vision_depth),
+            ("d_model", d_model),
+            ("depth", depth),
+            ("n_heads", n_heads),
+            ("num_queries", num_queries),
+        ]:
+            _check_positive_int(value, name)  # named here, not as the layers' arguments
         if connector not in CONNECTORS:
             raise ValueError(f"connector must be one of {CONNECTORS}, got {connector!r}")
         self.vocab_size, self.max_text_len, self.connector = vocab_size, max_text_len, connector
@@ -457,14 +479,27 @@ def next_token_loss(
     """
     if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
         raise ValueError("logits must be a tensor of shape (B, L, V)")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating-point tensor, got {logits.dtype}")
     if not isinstance(ids, torch.Tensor) or ids.shape != logits.shape[:2]:
         raise ValueError(
             f"ids must have shape {tuple(logits.shape[:2])} to match logits, "
             f"got {None if not isinstance(ids, torch.Tensor) else tuple(ids.shape)}"
         )
+    if ids.dtype != torch.long:
+        raise TypeError(f"ids must be a LongTensor of token ids, got {ids.dtype}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= logits.shape[-1]):
+        raise ValueError(
+            f"ids must hold token ids in [0, {logits.shape[-1]}) (V, the logits' last size), "
+            f"got values in [{int(ids.min())}, {int(ids.max())}]"
+        )
     if target_mask is None:
         target_mask = torch.ones_like(ids, dtype=torch.bool)
-    elif target_mask.shape != ids.shape or target_mask.dtype != torch.bool:
+    elif (
+        not isinstance(target_mask, torch.Tensor)
+        or target_mask.shape != ids.shape
+        or target_mask.dtype != torch.bool
+    ):
         raise ValueError(f"target_mask must be a bool tensor of shape {tuple(ids.shape)}")
     targets = ids[:, 1:].masked_fill(~target_mask[:, 1:], -100)  # -100: ignored
     if not bool((targets != -100).any()):
@@ -485,6 +520,18 @@ def sample_next_token(
     """
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         raise ValueError("logits must be a tensor of shape (B, V)")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating-point tensor, got {logits.dtype}")
+    if logits.numel() == 0:
+        raise ValueError(f"logits is empty (shape {tuple(logits.shape)})")
+    bad = torch.isnan(logits) | torch.isposinf(logits)  # -inf is a valid "never this token"
+    if bool(bad.any()):
+        raise ValueError(
+            f"logits contain NaN or +inf in {int(bad.any(dim=1).sum())} row(s): the model's "
+            "output is broken (argmax would silently pick a meaningless token)"
+        )
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
     if (
         isinstance(temperature, bool)
         or not isinstance(temperature, (int, float))
@@ -519,6 +566,7 @@ def generate(
     if not isinstance(model, TinyVLM):
         raise TypeError(f"model must be a TinyVLM, got {type(model).__name__}")
     _check_images(images)
+    check_finite(images, "images")
     if isinstance(prompt_ids, torch.Tensor) and prompt_ids.dim() == 1:
         prompt_ids = prompt_ids.unsqueeze(0).expand(images.shape[0], -1)
     _check_ids(prompt_ids, "prompt_ids", model.vocab_size, model.max_text_len)
@@ -539,7 +587,11 @@ def generate(
             f"{model.max_text_len}"
         )
     for name, value in [("eos_id", eos_id), ("pad_id", pad_id)]:
-        if not isinstance(value, int) or not 0 <= value < model.vocab_size:
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 0 <= value < model.vocab_size
+        ):
             raise ValueError(f"{name} must be a token id in [0, {model.vocab_size}), got {value!r}")
     was_training = model.training
     model.eval()
@@ -586,14 +638,27 @@ def fit_vlm(
             f"images and ids must have the same number of rows, "
             f"got {images.shape[0]} and {ids.shape[0]}"
         )
+    check_finite(images, "images")
     _check_positive_int(epochs, "epochs")
     _check_positive_int(batch_size, "batch_size")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
+    check_real(weight_decay, "weight_decay", low=0.0)
+    check_seed(seed)
     if target_mask is None:
         target_mask = torch.ones_like(ids, dtype=torch.bool)
-    elif target_mask.shape != ids.shape or target_mask.dtype != torch.bool:
+    elif (
+        not isinstance(target_mask, torch.Tensor)
+        or target_mask.shape != ids.shape
+        or target_mask.dtype != torch.bool
+    ):
         raise ValueError(f"target_mask must be a bool tensor of shape {tuple(ids.shape)}")
+    empty = ~target_mask[:, 1:].any(dim=1)
+    if bool(empty.any()):
+        raise ValueError(
+            f"target_mask selects no target token after the first position in "
+            f"{int(empty.sum())} row(s) (first: row {int(empty.nonzero()[0])})"
+        )
     positions = torch.arange(1, ids.shape[1] + 1, device=ids.device)
     lengths = (target_mask * positions).amax(dim=1).cpu()  # last target position + 1
     m = images.shape[0]
@@ -610,7 +675,7 @@ def fit_vlm(
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_factor)
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded_generator(seed)
     model.train()
     history = []
     for _ in range(epochs):
@@ -623,11 +688,17 @@ def fit_vlm(
             n = int(lengths[batches[b]].max())
             x, y, t = images[idx], ids[idx, :n], target_mask[idx, :n]
             loss = next_token_loss(model(x, y), y, t)
+            value = loss.item()
+            if not math.isfinite(value):  # stop before the step spreads NaN into the weights
+                raise FloatingPointError(
+                    f"the training loss became {value} in epoch {len(history) + 1}; "
+                    "try a smaller lr"
+                )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
-            total += loss.item() * len(idx)
+            total += value * len(idx)
         history.append(total / m)
     model.eval()
     return history
@@ -660,7 +731,7 @@ def build_vocab(texts):
 def _special_ids(vocab) -> tuple[int, int, int]:
     try:
         return tuple(vocab.index[t] for t in SPECIALS)
-    except (AttributeError, KeyError):
+    except (AttributeError, KeyError, TypeError):
         raise ValueError(
             f"vocab must be built with vlm.build_vocab (it lacks the tokens {SPECIALS})"
         ) from None
@@ -671,6 +742,8 @@ def encode_prompt(vocab, prompt: str) -> torch.Tensor:
     bos, sep, _ = _special_ids(vocab)
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    if not vocab.ids(prompt):
+        raise ValueError(f"prompt {prompt!r} has no word: give the question or instruction")
     return torch.tensor([bos, *vocab.ids(prompt), sep], dtype=torch.long)
 
 
@@ -684,6 +757,10 @@ def encode_pairs(vocab, prompts, answers, max_len: int) -> tuple[torch.Tensor, t
     if isinstance(prompts, str) or isinstance(answers, str):
         raise TypeError("prompts and answers must be lists of strings, not single strings")
     prompts, answers = list(prompts), list(answers)
+    for name, seq in (("prompts", prompts), ("answers", answers)):
+        bad = next((x for x in seq if not isinstance(x, str)), None)
+        if bad is not None:
+            raise TypeError(f"{name} must be strings, got {type(bad).__name__} {bad!r:.40}")
     if len(prompts) != len(answers) or not prompts:
         raise ValueError(
             f"prompts and answers must be non-empty and of equal length, "
@@ -710,6 +787,9 @@ def decode_answers(vocab, ids: torch.Tensor, prompt_len: int) -> list[str]:
     _, _, eos = _special_ids(vocab)
     if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
         raise ValueError("ids must be a tensor of shape (B, L)")
+    if ids.is_floating_point() or ids.dtype == torch.bool:
+        raise TypeError(f"ids must be an integer tensor of token ids, got {ids.dtype}")
+    check_int(prompt_len, "prompt_len", minimum=0, maximum=ids.shape[1])
     texts = []
     for row in ids[:, prompt_len:].tolist():
         row = row[: row.index(eos)] if eos in row else row
@@ -721,6 +801,8 @@ def mentioned_value(text: str, values) -> str | None:
     """The first of ``values`` (single words) that ``text`` mentions, or None."""
     from mmcourse.text import tokenize
 
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"values must be a list of words, got {values!r:.60}")
     values = set(values)
     return next((tok for tok in tokenize(text) if tok in values), None)
 
@@ -731,6 +813,9 @@ def attribute_accuracy(texts, truth, values=None) -> float:
     A text that names no value, or the wrong one first, counts as wrong. ``values``: the
     possible values (default: those in ``truth``).
     """
+    for name, seq in (("texts", texts), ("truth", truth)):
+        if isinstance(seq, (str, bytes)) or not hasattr(seq, "__iter__"):
+            raise TypeError(f"{name} must be a list of strings, got {seq!r:.60}")
     texts, truth = list(texts), [str(t) for t in truth]
     if len(texts) != len(truth) or not texts:
         raise ValueError(
@@ -751,6 +836,10 @@ def nearest_neighbours(train: torch.Tensor, query: torch.Tensor, chunk: int = 51
     for name, x in [("train", train), ("query", query)]:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
             raise TypeError(f"{name} must be a float tensor with a batch axis first")
+        if x.shape[0] == 0:
+            raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+        check_finite(x, name)
+    check_int(chunk, "chunk")
     train, query = train.flatten(1), query.flatten(1)
     if train.shape[1] != query.shape[1]:
         raise ValueError(

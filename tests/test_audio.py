@@ -203,7 +203,7 @@ X = torch.zeros(4000)
         (lambda: audio.mfcc(X, 8000, win_length=300), ValueError, "win_length=300"),
         (lambda: audio.mfcc(torch.zeros(100), 8000), ValueError, "too short for reflect"),
         (lambda: audio.mfcc(X, 8000, pad_mode="edge"), ValueError, "pad_mode"),
-        (lambda: audio.mfcc(X, 8000, window_name="kaiser"), ValueError, "window name"),
+        (lambda: audio.mfcc(X, 8000, window_name="kaiser"), ValueError, "window_name"),
         (lambda: audio.power_to_db(torch.ones(5)), ValueError, "power must be a tensor"),
         (lambda: audio.dct_matrix(5, 3), ValueError, "n_out=5"),
         (lambda: audio.check_sample_rate(16000, expected=8000), ValueError, "resample"),

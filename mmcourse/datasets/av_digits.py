@@ -7,6 +7,13 @@ shifted in time, scaled, and buried in white noise at a controlled signal-to-noi
 Both modalities are degraded on purpose (images: an occluding block and pixel noise;
 audio: low SNR) so that neither alone is enough and fusion pays, as in AV-MNIST.
 Everything is deterministic: the same seed gives the same bytes on every machine.
+
+The voice bank is the exception: espeak-ng's output is not bit-reproducible, so the shipped
+``data/voice_bank/clips.npy`` is the reference and is never regenerated behind your back.
+When it is missing or corrupt, ``load_voice_bank`` (and ``load_av_digits``) stop with an
+error that says how to restore it; regenerating it is an explicit act:
+``regenerate_voice_bank()`` (needs ``pip install "mmcourse[speech]"``; the old file is kept
+in ``data/voice_bank/.replaced-*/``), or ``load_voice_bank(regenerate=True)``.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmcourse.datasets.cache import load_arrays
+from mmcourse.datasets.cache import data_dir, load_arrays, save_arrays
 from mmcourse.datasets.common import SubsetMixin, stratified_split
 
 SAMPLE_RATE = 8000
@@ -72,9 +79,44 @@ def _make_voice_bank() -> dict[str, np.ndarray]:
     return {"clips": bank}
 
 
-def load_voice_bank() -> np.ndarray:
-    """int16 (10 words, 12 voices, 4000 samples): each digit word spoken by each voice."""
-    return load_arrays("voice_bank", _make_voice_bank)["clips"]
+def _check_voice_bank(arrays: dict[str, np.ndarray]) -> None:
+    """The shipped bank's own check: one int16 array of the right shape, no silent clip."""
+    clips = arrays.get("clips")
+    shape = (len(WORDS), len(VOICES), CLIP_SAMPLES)
+    if set(arrays) != {"clips"} or clips is None:
+        raise ValueError(f"expected one array 'clips', got {sorted(arrays)}")
+    if clips.dtype != np.int16 or clips.shape != shape:
+        raise ValueError(f"clips must be int16 {shape}, got {clips.dtype} {clips.shape}")
+    if not np.abs(clips).max(axis=-1).all():
+        raise ValueError("clips holds a silent clip (all zeros): the bank is damaged")
+
+
+def load_voice_bank(regenerate: bool = False) -> np.ndarray:
+    """int16 (10 words, 12 voices, 4000 samples): each digit word spoken by each voice.
+
+    The shipped bank is authoritative: when it is missing or corrupt this raises
+    ``CacheError`` (saying how to restore it) unless ``regenerate=True``, which synthesises
+    a new bank with espeak-ng (slightly different clips; the old file is kept aside).
+    """
+    if not isinstance(regenerate, bool):
+        raise TypeError(f"regenerate must be True or False, got {regenerate!r}")
+    arrays = load_arrays(
+        "voice_bank", _make_voice_bank, check=_check_voice_bank, regenerate=regenerate
+    )
+    return arrays["clips"]
+
+
+def regenerate_voice_bank() -> np.ndarray:
+    """Synthesise the voice bank again with espeak-ng and make it the reference.
+
+    An explicit act, because espeak-ng does not give the same bytes twice (two voices add
+    random breath noise): every audio result of the course moves a little. The previous
+    ``clips.npy`` is moved into ``data/voice_bank/.replaced-*/``, never deleted.
+    """
+    arrays = _make_voice_bank()
+    _check_voice_bank(arrays)
+    save_arrays("voice_bank", arrays, data_dir())
+    return arrays["clips"]
 
 
 def _make_images() -> dict[str, np.ndarray]:

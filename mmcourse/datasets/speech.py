@@ -1,9 +1,10 @@
 """Offline synthetic speech with the espeak-ng engine (only needed to rebuild the voice bank).
 
 The course ships the generated clips in ``data/voice_bank/``; this module is used only when
-that bank is missing or corrupt. It drives the espeak-ng C library bundled in the
-``espeakng-loader`` wheel through ctypes, in synchronous mode, collecting 16-bit samples
-from the synthesis callback. The speech is robotic: it is labelled synthetic everywhere.
+that bank is regenerated on purpose (``mmcourse.datasets.av_digits.regenerate_voice_bank``).
+It drives the espeak-ng C library bundled in the ``espeakng-loader`` wheel through ctypes,
+in synchronous mode, collecting 16-bit samples from the synthesis callback. The speech is
+robotic: it is labelled synthetic everywhere.
 """
 
 from __future__ import annotations

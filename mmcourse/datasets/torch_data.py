@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from mmcourse.utils import seeded_generator
+
 
 def _as_tensor(name: str, value) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
@@ -41,9 +43,21 @@ class MultimodalDataset(Dataset):
     ):
         if not isinstance(modalities, Mapping) or not modalities:
             raise ValueError("modalities must be a non-empty dict of name -> array/tensor")
-        self.labels = _as_tensor("labels", labels).long()
-        if self.labels.ndim != 1:
-            raise ValueError(f"labels must be 1-D, got shape {tuple(self.labels.shape)}")
+        raw = _as_tensor("labels", labels)
+        if raw.ndim != 1:
+            raise ValueError(f"labels must be 1-D class ids (N,), got shape {tuple(raw.shape)}")
+        if raw.is_floating_point():  # accept 0.0/1.0 as ids, but never round 0.5 or NaN away
+            bad = ~torch.isfinite(raw) | (raw != raw.round())
+            if bool(bad.any()):
+                first = int(bad.nonzero()[0])
+                raise ValueError(
+                    f"labels must be whole class ids, got {raw[first].item()!r} at index "
+                    f"{first} ({int(bad.sum())} such value(s)); a long cast would silently "
+                    "change them"
+                )
+        self.labels = raw.long()
+        if self.labels.numel() and int(self.labels.min()) < 0:
+            raise ValueError(f"labels must be non-negative class ids, got {int(self.labels.min())}")
         self.tensors = {}
         for name, value in modalities.items():
             if name in ("label", "present"):
@@ -60,6 +74,14 @@ class MultimodalDataset(Dataset):
             if name not in self.tensors:
                 raise ValueError(
                     f"unknown modality {name!r} in drop/corrupt; have {self.modalities}"
+                )
+        if isinstance(drop, str):
+            raise TypeError(f"drop must be a list of modality names, got the string {drop!r}")
+        for name, fn in (corrupt or {}).items():
+            if not callable(fn):
+                raise TypeError(
+                    f"corrupt[{name!r}] must be a function (tensor, index) -> tensor, "
+                    f"got {type(fn).__name__}"
                 )
         self.drop = frozenset(drop)
         self.corrupt = dict(corrupt or {})
@@ -87,9 +109,14 @@ def make_loader(
 ) -> DataLoader:
     """A DataLoader with ``num_workers=0`` and its own seeded generator, so the order of
     batches is the same on every run and does not depend on other random calls."""
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not isinstance(dataset, Dataset):
+        raise TypeError(
+            "dataset must be a torch Dataset (e.g. a MultimodalDataset), got "
+            f"{type(dataset).__name__}"
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded_generator(seed)
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=0, generator=generator
     )
