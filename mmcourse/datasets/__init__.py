@@ -9,7 +9,7 @@
 See data/README.md, the data card, for how each set is made and its known biases.
 """
 
-from mmcourse.datasets.av_digits import AVDigits, load_av_digits
+from mmcourse.datasets.av_digits import AVDigits, load_av_digits, regenerate_voice_bank
 from mmcourse.datasets.cats_dogs import CatsDogs, load_cats_dogs
 from mmcourse.datasets.common import stratified_split
 from mmcourse.datasets.scenarios import load_driving, load_hci, load_medicine, load_moderation
@@ -26,5 +26,6 @@ __all__ = [
     "load_medicine",
     "load_moderation",
     "make_loader",
+    "regenerate_voice_bank",
     "stratified_split",
 ]
