@@ -56,3 +56,16 @@ def test_unknown_exercise_lists_the_known_ones():
 def test_a_key_cannot_be_registered_twice_with_another_check():
     with pytest.raises(ValueError, match="twice"):
         exercises.register("00.pipeline", lambda a: None, lambda: None)
+
+
+def test_pipeline_accepts_the_diagrams_own_stage_names(capsys):
+    named_as_in_the_diagram = [
+        "Input data",
+        "preprocessing",
+        "feature extraction",
+        "fusion",
+        "prediction",
+        "post-processing",
+    ]
+    assert check("00.pipeline", named_as_in_the_diagram) is True
+    assert check("00.pipeline", list(reversed(named_as_in_the_diagram))) is False

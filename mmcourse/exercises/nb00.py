@@ -10,12 +10,15 @@ PIPELINE = [
     "prediction",
     "post-processing",
 ]
+# Other names learners use for the same stage (the diagram says "input data").
+ALIASES = {"input data": "input", "postprocessing": "post-processing"}
 
 
 def _check_pipeline(answer):
     if not isinstance(answer, (list, tuple)):
         raise AssertionError("give a list of stage names, e.g. ['input', ...]")
     stages = [str(s).strip().lower() for s in answer]
+    stages = [ALIASES.get(s, s) for s in stages]
     missing = [s for s in PIPELINE if s not in stages]
     assert not missing, f"these stages are missing: {missing}"
     assert len(stages) == len(PIPELINE), f"expected {len(PIPELINE)} stages, got {len(stages)}"
