@@ -40,6 +40,9 @@ def perturbation_env(seed_offset: int, threads: int, kernel: str, log: Path) -> 
         "MMCOURSE_SEED_OFFSET": str(seed_offset),
         "MMCOURSE_THREADS": str(threads),
         "MMCOURSE_CLAIMS_LOG": str(log),
+        # Idle OpenMP threads sleep instead of spinning: with --jobs 2 and 2 threads each, a
+        # 2-core machine is oversubscribed. This changes waiting only, never a result.
+        "OMP_WAIT_POLICY": "PASSIVE",
     }
     if kernel != "native":
         env["ATEN_CPU_CAPABILITY"] = kernel
