@@ -40,6 +40,15 @@ def _check_float(name: str, x, ndim: int, shape_hint: str) -> None:
         raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)})")
 
 
+def _check_padding_idx(padding_idx, vocab_size: int) -> None:
+    if (
+        not isinstance(padding_idx, int)
+        or isinstance(padding_idx, bool)
+        or not 0 <= padding_idx < vocab_size
+    ):
+        raise ValueError(f"padding_idx must be an int in [0, vocab_size), got {padding_idx!r}")
+
+
 def _check_positive_int(name: str, value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -193,12 +202,7 @@ class TextRNN(nn.Module):
             _check_positive_int(name, value)
         if cell not in self.CELLS:
             raise ValueError(f"cell must be one of {sorted(self.CELLS)}, got {cell!r}")
-        if (
-            not isinstance(padding_idx, int)
-            or isinstance(padding_idx, bool)
-            or not 0 <= padding_idx < vocab_size
-        ):
-            raise ValueError(f"padding_idx must be an int in [0, vocab_size), got {padding_idx!r}")
+        _check_padding_idx(padding_idx, vocab_size)
         check_dropout(dropout)
         hidden_dim = out_dim if hidden_dim is None else hidden_dim
         _check_positive_int("hidden_dim", hidden_dim)
@@ -284,12 +288,7 @@ class TextTransformer(nn.Module):
             ("max_len", max_len),
         ):
             _check_positive_int(name, value)
-        if (
-            not isinstance(padding_idx, int)
-            or isinstance(padding_idx, bool)
-            or not 0 <= padding_idx < vocab_size
-        ):
-            raise ValueError(f"padding_idx must be an int in [0, vocab_size), got {padding_idx!r}")
+        _check_padding_idx(padding_idx, vocab_size)
         check_dropout(dropout)
         self.vocab_size, self.out_dim, self.d_model, self.padding_idx = (
             vocab_size,
