@@ -12,7 +12,9 @@ notebook once per combination of
   laptop, ``default`` for plain C++ loops; ``native`` leaves PyTorch's own choice),
 
 collects every claim through ``MMCOURSE_CLAIMS_LOG`` and prints, per claim, the smallest
-headroom seen and how much its value moved across the runs (its spread). It exits non-zero
+headroom seen and how much that headroom moved across the runs (its spread: for a comparison
+such as "fused beats image only", both sides move, so the spread of the distance between
+them is what says how close the next run may come to failing). It exits non-zero
 if any notebook fails or any claim fails. A claim whose smallest headroom is below its spread
 is marked ``tight``: the next machine may well break it.
 """
@@ -51,7 +53,7 @@ def perturbation_env(seed_offset: int, threads: int, kernel: str, log: Path) -> 
 
 def summarise(runs: list[dict]) -> list[dict]:
     """One row per claim (notebook, message, occurrence): runs, failures, smallest headroom,
-    and the spread (max - min) of its value across the runs."""
+    and the spread (max - min) of its headroom across the runs."""
     claims: dict[tuple, dict] = {}
     for run in runs:
         for row in run["claims"]:
@@ -66,20 +68,17 @@ def summarise(runs: list[dict]) -> list[dict]:
                     "runs": 0,
                     "failed": 0,
                     "headrooms": [],
-                    "values": [],
                 },
             )
             entry["runs"] += 1
             entry["failed"] += not row["holds"]
             if row["headroom"] is not None:
                 entry["headrooms"].append(row["headroom"])
-            if isinstance(row.get("value"), (int, float)):
-                entry["values"].append(row["value"])
     rows = []
     for entry in claims.values():
-        headrooms, values = entry.pop("headrooms"), entry.pop("values")
+        headrooms = entry.pop("headrooms")
         entry["min_headroom"] = min(headrooms) if headrooms else None
-        entry["spread"] = (max(values) - min(values)) if len(values) > 1 else None
+        entry["spread"] = (max(headrooms) - min(headrooms)) if len(headrooms) > 1 else None
         entry["tight"] = (
             entry["min_headroom"] is not None
             and entry["spread"] is not None
@@ -114,7 +113,8 @@ def markdown_table(rows: list[dict], settings: str) -> str:
         "",
         "Written by `make robustness` (`python -m mmcourse.perturb --markdown ...`). Each",
         "numeric claim's smallest headroom (how far its value stayed from the bound) and the",
-        "spread of its value (max - min) over all the runs below; boolean claims have neither.",
+        "spread of that headroom (max - min) over all the runs below: a claim is `tight` when",
+        "its smallest headroom is below its spread. Boolean claims have neither.",
         "",
         f"Runs: {settings}.",
         "",
