@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from mmcourse._checks import check_seed
+
 
 def seed_offset() -> int:
     """The integer in ``MMCOURSE_SEED_OFFSET`` (default 0), added to every seed the course sets.
@@ -31,9 +33,7 @@ def seed_offset() -> int:
 
 def offset_seed(seed: int) -> int:
     """``seed + MMCOURSE_SEED_OFFSET``, after checking that ``seed`` is a non-negative int."""
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, (bool, np.bool_)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return int(seed) + seed_offset()
+    return int(check_seed(seed)) + seed_offset()
 
 
 def seed_everything(seed: int = 0) -> int:
