@@ -52,3 +52,6 @@ execute: setup  ## for teachers: run every notebook headless, with outputs, into
 
 clean:
 	rm -rf $(VENV) build benchmark.json
+
+# Further targets (site, slides, student copies, wheel) live in their own files.
+-include mk/*.mk
