@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lab: setup  ## set up, then open the course in JupyterLab at the first notebook
-	$(BIN)/jupyter lab notebooks/00_welcome.ipynb
+	$(LAB_SETTINGS_INSTALL)
+	$(BIN)/jupyter lab $(LAB_ROOT_FLAG) notebooks/00_welcome.ipynb
 
 # The perturbation CI adds to the plain run: another seed, one thread (as on Binder) and
 # another CPU kernel family (as on an older laptop). `make robustness` runs them all.

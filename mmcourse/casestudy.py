@@ -406,6 +406,288 @@ def train_model(
     return net, history
 
 
+# --------------------------------------------------------------------------- comparison
+UNIMODAL = {"image only": ("image",), "text only": ("text",)}
+FUSED_LABELS = {"seed": "fused: seed equation", "gmu": "fused: GMU"}
+
+
+def _accuracy(net: CatsDogsNet, batch: Mapping[str, torch.Tensor]) -> float:
+    with torch.no_grad():
+        return float(((net.proba(batch) >= 0.5).long() == batch["label"]).float().mean())
+
+
+def train_comparison(
+    batches: Mapping[str, Mapping[str, torch.Tensor]],
+    vocab: Vocab,
+    seeds: Sequence[int] = (0, 1, 2),
+    fusions: Sequence[str] = ("seed", "gmu"),
+    epochs: Mapping[str, int] | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+):
+    """Train, per seed, the image-only and text-only models and, on their frozen encoders,
+    one fused model per name in ``fusions`` (two-stage training); score each on the
+    validation and the test split.
+
+    batches: {"train", "val", "test"} batch dicts from :func:`make_batch`. epochs: per kind,
+    {"image": 12, "text": 8, "fused": 10} by default. A tqdm bar counts the models trained.
+    Returns (a DataFrame with one row per model and seed: model, seed, val_accuracy,
+    test_accuracy; a dict {(model name, seed): net}).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from mmcourse.train import _progress_enabled
+
+    missing = {"train", "val", "test"} - set(batches)
+    if missing:
+        raise KeyError(f"batches needs the splits {sorted(missing)}")
+    if isinstance(seeds, int) or not seeds:
+        raise ValueError(f"seeds must be a non-empty list of seeds, got {seeds!r}")
+    unknown = [f for f in fusions if f not in FUSED_LABELS]
+    if unknown:
+        raise ValueError(f"fusions must be names from {sorted(FUSED_LABELS)}, got {unknown}")
+    epochs = {"image": 12, "text": 8, "fused": 10, **(epochs or {})}
+    bar = tqdm(
+        total=len(seeds) * (2 + len(fusions)),
+        desc="training",
+        unit="model",
+        disable=not _progress_enabled(progress),
+    )
+    rows, models = [], {}
+    for seed in seeds:
+        nets = {}
+        for name, modalities in UNIMODAL.items():
+            nets[name], _ = train_model(
+                batches["train"],
+                batches["val"],
+                vocab,
+                modalities,
+                seed=seed,
+                epochs=epochs[modalities[0]],
+                device=device,
+            )
+            bar.update()
+        for fusion in fusions:
+            nets[FUSED_LABELS[fusion]], _ = train_model(
+                batches["train"],
+                batches["val"],
+                vocab,
+                MODALITIES,
+                fusion,
+                seed=seed,
+                epochs=epochs["fused"],
+                pretrained=(nets["image only"], nets["text only"]),
+                device=device,
+            )
+            bar.update()
+        for name, net in nets.items():
+            models[name, seed] = net
+            rows.append(
+                {
+                    "model": name,
+                    "seed": seed,
+                    "val_accuracy": _accuracy(net, batches["val"]),
+                    "test_accuracy": _accuracy(net, batches["test"]),
+                }
+            )
+    bar.close()
+    return pd.DataFrame(rows), models
+
+
+def choose_on_validation(results, candidates: Sequence[str]) -> str:
+    """The candidate model with the best mean *validation* accuracy over the seeds: model
+    selection must never look at the test split, or the test score is no longer unbiased."""
+    means = results.groupby("model")["val_accuracy"].mean()
+    absent = [c for c in candidates if c not in means.index]
+    if not candidates or absent:
+        raise ValueError(f"candidates must be models of results, missing {absent or candidates}")
+    return max(candidates, key=lambda name: means[name])
+
+
+def paired_bootstrap_ci(a, b, n_boot: int = 2000, level: float = 0.95, seed: int = 0):
+    """Percentile bootstrap interval of ``mean(a - b)`` with both resampled on the SAME
+    examples (a paired bootstrap; Efron & Tibshirani, 1993): per-example scores ``a`` and
+    ``b`` (e.g. 1 = correct) of two models on one test set. Returns (low, high)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape or a.size < 2:
+        raise ValueError(
+            f"a and b must be 1-D per-example scores of the same length >= 2, "
+            f"got shapes {a.shape} and {b.shape}"
+        )
+    check_int(n_boot, "n_boot")
+    check_real(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
+    rng = np.random.default_rng(seed)
+    resampled = rng.integers(0, a.size, size=(n_boot, a.size))
+    tail = (1 - level) / 2
+    low, high = np.quantile((a - b)[resampled].mean(1), [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def pick_examples(y_true, y_pred, per_group: int = 3) -> list[int]:
+    """Indices of up to ``per_group`` examples of each group (true class x right/wrong), in
+    the order: right cats, right dogs, wrong cats, wrong dogs. A test split sorted by class
+    would otherwise show only correctly classified cats."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError("y_true and y_pred must be 1-D arrays of the same length")
+    check_int(per_group, "per_group")
+    picks = []
+    for right in (True, False):
+        for label in (0, 1):
+            group = np.flatnonzero((y_true == label) & ((y_true == y_pred) == right))
+            picks.extend(int(i) for i in group[:per_group])
+    return picks
+
+
+def image_score(net: CatsDogsNet, batch: Mapping[str, torch.Tensor], index: int):
+    """score(images (n, 3, H, W)) -> the logit of "dog" of each picture read with the caption
+    of example ``index``: the function an image explanation (occlusion, Grad-CAM) explains."""
+
+    def score(images: torch.Tensor) -> torch.Tensor:
+        n = images.shape[0]
+        inputs = {"image": images}
+        if "text" in net.modalities:
+            inputs["text"] = batch["text"][index : index + 1].expand(n, -1)
+            inputs["text_mask"] = batch["text_mask"][index : index + 1].expand(n, -1)
+        return net.logit(inputs)
+
+    return score
+
+
+def caption_score(net: CatsDogsNet, image: torch.Tensor):
+    """score(token lists) -> the logit of "dog" of one picture ``image`` (1, 3, H, W) read with
+    each caption (a list of tokens): the function a word explanation (leave one word out)
+    explains."""
+
+    def score(token_lists: Sequence[Sequence[str]]) -> torch.Tensor:
+        ids, mask = net.encode_captions([" ".join(tokens) for tokens in token_lists])
+        n, device = len(token_lists), image.device
+        return net.logit(
+            {
+                "image": image.expand(n, -1, -1, -1),
+                "text": ids.to(device),
+                "text_mask": mask.to(device),
+            }
+        )
+
+    return score
+
+
+def ids_score(net: CatsDogsNet, image: torch.Tensor):
+    """score(ids (n, L), mask (n, L)) -> the logit of "dog" of one picture ``image`` (1, 3, H, W)
+    with each row of token ids: what integrated gradients on the word embeddings explain."""
+
+    def score(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return net.logit(
+            {"image": image.expand(ids.shape[0], -1, -1, -1), "text": ids, "text_mask": mask}
+        )
+
+    return score
+
+
+# --------------------------------------------------------------------------- where the cues are
+class _RecordingRNG:
+    """Forwards to a numpy Generator and keeps the scalar ``uniform`` draws in order."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng, self.draws = rng, []
+
+    def uniform(self, *args, **kwargs):
+        value = self.rng.uniform(*args, **kwargs)
+        self.draws.append(value)
+        return value
+
+    def normal(self, *args, **kwargs):
+        return self.rng.normal(*args, **kwargs)
+
+
+def cue_regions(indices: Sequence[int]) -> dict[str, np.ndarray]:
+    """Where the species evidence is in pictures ``indices`` of ``load_cats_dogs()``.
+
+    The pictures are drawn from their attributes with positions and sizes that are not
+    stored, so the generator is replayed (same seed, same draws) and the drawing's own
+    geometry gives, per picture, bool masks (N, 32, 32): "ears" and "muzzle" (the parts that
+    carry the species cue, where visible), "cue" (their union) and "occluder" (the post or
+    blanket, where present). The replay is checked: each picture is redrawn and compared
+    with the stored one, so a changed generator raises instead of giving wrong masks.
+    """
+    from mmcourse.datasets import cats_dogs as cd
+
+    indices = np.asarray(indices)
+    if indices.ndim != 1 or indices.size == 0 or indices.dtype.kind not in "iu":
+        raise ValueError("indices must be a non-empty 1-D list of picture indices")
+    n_total = 2 * cd.N_PER_CLASS
+    if indices.min() < 0 or indices.max() >= n_total:
+        raise ValueError(
+            f"indices must lie in [0, {n_total}), got {indices.min()}..{indices.max()}"
+        )
+    stored = cd.load_cats_dogs().images
+    rng = np.random.default_rng(cd.SEED)
+    attributes = cd._sample_attributes(rng)
+    wanted = set(indices.tolist())
+    found = {}
+    for i, row in enumerate(attributes.itertuples()):
+        if i > indices.max():
+            break
+        if i not in wanted:  # advance the stream as _draw does, without drawing (fast)
+            rng.random(6 + (7 if row.occluded else 0))  # 6 draws, occluder 4 + colour 3
+            rng.standard_normal((cd.SIZE, cd.SIZE, 3))  # the pixel noise
+            continue
+        recorder = _RecordingRNG(rng)
+        picture = cd._draw(row, recorder)
+        if i in wanted:
+            redrawn = np.round(picture * 255) / 255
+            if np.abs(redrawn.transpose(2, 0, 1) - stored[i]).max() > 1.5 / 255:
+                raise RuntimeError("cue_regions: the replay no longer matches the stored pictures")
+            found[i] = _regions_of(row, recorder.draws, cd)
+    return {k: np.stack([found[i][k] for i in indices.tolist()]) for k in found[indices[0]]}
+
+
+def _regions_of(row, draws: list, cd) -> dict[str, np.ndarray]:
+    """The masks of one picture from its attributes and the draws of ``cats_dogs._draw``
+    (in its order: background, stripes, fur, cx, cy, scale, then the occluder's top, left,
+    height, width); the shapes repeat the drawing's geometry."""
+    big = 2 * cd.SIZE
+    yy, xx = np.mgrid[0:big, 0:big].astype(np.float32)
+    cx, cy, scale = big / 2 + draws[3], big / 2 + draws[4], draws[5]
+    hy, hx, hr = cy - 6 * scale, cx, 8 * scale
+    side = 1 if row.facing == "right" else -1
+    head = cd._ellipse(yy, xx, hy, hx, hr, hr)
+    ears = np.zeros_like(head)
+    for s in (-1, 1):
+        if row.ears == "pointed":
+            base = hx + s * 5 * scale
+            ears |= cd._triangle(
+                yy,
+                xx,
+                (hy - 15 * scale, base + s * 1.5 * scale),
+                (hy - 3 * scale, base - 4 * scale),
+                (hy - 3 * scale, base + 4 * scale),
+            )
+        else:
+            ears |= cd._ellipse(yy, xx, hy + 4 * scale, hx + s * 8 * scale, 9 * scale, 3.5 * scale)
+    if row.ears == "pointed":
+        ears &= ~head  # the head is drawn over the base of pointed ears
+    length = 2 + 7 * row.muzzle
+    mx = hx + side * (2 + length / 2) * scale
+    nose_x = hx + side * (2 + length) * scale
+    muzzle = cd._ellipse(yy, xx, hy + 3 * scale, mx, 3 * scale, length * scale)
+    muzzle |= cd._ellipse(yy, xx, hy + 2 * scale, nose_x, 1.6 * scale, 1.6 * scale)
+    ears &= ~muzzle
+    occluder = np.zeros_like(head)
+    if row.occluded:
+        top, left, height, width = draws[6:10]
+        occluder = (yy >= top) & (yy < top + height) & (xx >= left) & (xx < left + width)
+
+    def small(mask):  # 64x64 -> 32x32 as the picture: a pixel counts if it is mostly covered
+        return mask.reshape(cd.SIZE, 2, cd.SIZE, 2).mean(axis=(1, 3)) >= 0.5
+
+    hidden = small(occluder)
+    ears, muzzle = small(ears & ~occluder) & ~hidden, small(muzzle & ~occluder) & ~hidden
+    return {"ears": ears, "muzzle": muzzle, "cue": ears | muzzle, "occluder": hidden}
+
+
 # --------------------------------------------------------------------------- robustness
 def mislead(captions: Sequence[str], labels, seed: int = 0) -> list[str]:
     """Each caption with its behaviour replaced by the OTHER species' strong cue
@@ -457,16 +739,54 @@ def remove(batch: Mapping[str, torch.Tensor], name: str) -> dict:
 
 @torch.no_grad()
 def contributions(
-    net: CatsDogsNet, batch: Mapping[str, torch.Tensor], method: str = "shapley"
+    net: CatsDogsNet,
+    batch: Mapping[str, torch.Tensor],
+    method: str = "shapley",
+    background: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Each modality's contribution to P(dog), per example (see ``explain.modality_contributions``).
 
-    Returns {"image": (B,), "text": (B,), "full": P(dog), "none": P(dog) with both absent};
-    with Shapley values image + text = full - none.
+    What "absent" means sets the reference every contribution is measured against:
+
+    * ``background=None``: an absent modality is its *mean training feature* (one "average
+      picture"), so ``none`` = P(dog | average picture, average caption) for every example;
+    * ``background`` = a batch of K examples (e.g. a balanced sample of training pairs): an
+      absent modality takes the feature of background example k, and every v(S) is averaged
+      over k, as SHAP's interventional explainer does (Lundberg & Lee, 2017); ``none`` is then
+      the model's average prediction over the background.
+
+    Returns {"image": (B,), "text": (B,), "full": P(dog), "none": the reference}; with Shapley
+    values image + text = full - none in both cases.
     """
     net.eval()
     ablations = {m: (lambda b, m=m: remove(b, m)) for m in net.modalities}
-    return explain.modality_contributions(net.proba, only(batch, net.modalities), ablations, method)
+    if background is None:
+        return explain.modality_contributions(
+            net.proba, only(batch, net.modalities), ablations, method
+        )
+    if not isinstance(background, Mapping):
+        raise TypeError(f"background must be a batch dict, got {type(background).__name__}")
+    missing = [m for m in net.modalities if m not in background]
+    if missing:
+        raise KeyError(f"background needs the modalities {missing}; it has {sorted(background)}")
+    features = net.encode(only(batch, net.modalities), names=net.modalities)
+    reference = net.encode(only(background, net.modalities), names=net.modalities)
+    keys = [m + "_feature" for m in net.modalities]
+
+    def averaged_over_background(b):
+        size = b[keys[0]].shape[0]
+        total = torch.zeros(size, device=b[keys[0]].device)
+        for k in range(reference[keys[0]].shape[0]):
+            swapped = {
+                key: b[key] if (m + "_present") not in b else reference[key][k].expand(size, -1)
+                for m, key in zip(net.modalities, keys, strict=True)
+            }
+            total += net.proba(swapped)
+        return total / reference[keys[0]].shape[0]
+
+    return explain.modality_contributions(
+        averaged_over_background, {k: features[k] for k in keys}, ablations, method
+    )
 
 
 # --------------------------------------------------------------------------- prediction

@@ -8,6 +8,7 @@ caption among the B captions of the batch, and every caption its own image.
 
     clip_loss(image_emb, text_emb, logit_scale)      the symmetric InfoNCE loss
     clip_loss_few_negatives(..., num_negatives)       the same with k sampled negatives per row
+    siglip_loss(image_emb, text_emb, logit_scale, logit_bias)   SigLIP's pairwise sigmoid loss
     TinyCLIP(image_encoder, text_encoder, ...)        towers + linear projections + scale
     make_tiny_clip(vocab_size, ...)                   TinyCLIP on ImageCNN + TextTransformer
     train_clip(model, images, ids, mask, ...)         a small, seeded training loop
@@ -174,6 +175,32 @@ def clip_loss_few_negatives(
     return 0.5 * (F.cross_entropy(rows, targets) + F.cross_entropy(cols, targets))
 
 
+def siglip_loss(image_emb: Tensor, text_emb: Tensor, logit_scale, logit_bias) -> Tensor:
+    """The pairwise sigmoid loss of SigLIP (Zhai, Mustafa, Kolesnikov & Beyer, ICCV 2023).
+
+    Every image-caption pair of the batch is its own binary problem, "do these two match?":
+    with logits ``S_ij = min(exp(t), 100) * u_i . v_j + b`` and labels ``z_ij = +1`` on the
+    diagonal, ``-1`` elsewhere,
+
+        L = -(1/B) sum_i sum_j log sigmoid(z_ij S_ij)
+
+    (a sum over the B captions, averaged over the B images, as in the paper). No softmax
+    normalises a row, so no pair needs the whole batch: the loss splits into independent
+    blocks. ``logit_bias`` b (a float or a one-element tensor; the paper learns it from -10)
+    offsets the B^2 - B negatives' overwhelming majority at the start.
+    """
+    logits = clip_logits(image_emb, text_emb, logit_scale)
+    if isinstance(logit_bias, bool) or not isinstance(logit_bias, (Tensor, int, float)):
+        raise TypeError(
+            f"logit_bias must be a float or a one-element tensor, got {type(logit_bias).__name__}"
+        )
+    if isinstance(logit_bias, Tensor) and logit_bias.numel() != 1:
+        raise ValueError(f"logit_bias must hold one number, got shape {tuple(logit_bias.shape)}")
+    bias = torch.as_tensor(logit_bias, dtype=torch.float32, device=logits.device).reshape(())
+    labels = 2 * torch.eye(logits.shape[0], device=logits.device) - 1
+    return -F.logsigmoid(labels * (logits + bias)).sum() / logits.shape[0]
+
+
 def same_key_mask(keys: Sequence[Hashable], other: Sequence[Hashable] | None = None) -> Tensor:
     """(N, M) bool matrix, True where ``keys[i] == other[j]`` (``other`` defaults to ``keys``).
 
@@ -246,6 +273,8 @@ class TinyCLIP(nn.Module):
     temperature:   initial temperature tau; ``logit_scale`` starts at log(1 / tau)
                    (CLIP: tau = 0.07, i.e. a scale of about 14.3)
     learn_temperature: True makes ``logit_scale`` a parameter; False freezes it (a buffer)
+    logit_bias:    None (CLIP), or the initial learned bias b of the sigmoid loss (SigLIP: -10);
+                   a model with a bias is trained by ``train_clip`` with ``siglip_loss``
     """
 
     def __init__(
@@ -257,6 +286,7 @@ class TinyCLIP(nn.Module):
         embed_dim: int = 64,
         temperature: float = 0.07,
         learn_temperature: bool = True,
+        logit_bias: float | None = None,
     ):
         super().__init__()
         for name, value in (
@@ -279,6 +309,10 @@ class TinyCLIP(nn.Module):
             self.logit_scale = nn.Parameter(init)
         else:
             self.register_buffer("logit_scale", init)
+        if logit_bias is not None:
+            check_real(logit_bias, "logit_bias")
+        # SigLIP's bias; None keeps a CLIP model's state dict exactly as before
+        self.logit_bias = None if logit_bias is None else nn.Parameter(torch.tensor(logit_bias))
 
     @property
     def scale(self) -> float:
@@ -323,6 +357,9 @@ class TinyCLIP(nn.Module):
         return self.encode_image(images), self.encode_text(ids, mask), self.logit_scale
 
     def loss(self, images: Tensor, ids: Tensor, mask: Tensor) -> Tensor:
+        """clip_loss, or siglip_loss for a model with a ``logit_bias``."""
+        if self.logit_bias is not None:
+            return siglip_loss(*self(images, ids, mask), self.logit_bias)
         return clip_loss(*self(images, ids, mask))
 
 
@@ -336,6 +373,7 @@ def make_tiny_clip(
     text_layers: int = 1,
     temperature: float = 0.07,
     learn_temperature: bool = True,
+    logit_bias: float | None = None,
 ) -> TinyCLIP:
     """A TinyCLIP on the course's encoders: ``ImageCNN`` and ``TextTransformer``.
 
@@ -365,6 +403,7 @@ def make_tiny_clip(
         embed_dim,
         temperature=temperature,
         learn_temperature=learn_temperature,
+        logit_bias=logit_bias,
     )
 
 
@@ -428,7 +467,8 @@ def train_clip(
     The last incomplete batch is dropped so that every step has exactly ``batch_size``
     pairs (the loss, and ln(B), depend on B). ``val = (images, ids, mask)`` adds the mean
     recall@5 of both directions on that set after each epoch. ``keys`` (e.g. the captions)
-    switches to ``multi_positive_clip_loss`` with identical keys as positives.
+    switches to ``multi_positive_clip_loss`` with identical keys as positives. A model with a
+    ``logit_bias`` (SigLIP) is trained with ``siglip_loss`` unless ``loss_fn`` says otherwise.
     """
     check_module(model, "model")
     n = _check_pairs_data(images, ids, mask)
@@ -459,6 +499,8 @@ def train_clip(
                 loss = multi_positive_clip_loss(
                     image_emb, text_emb, logit_scale, positives_all[idx][:, idx]
                 )
+            elif loss_fn is None and getattr(model, "logit_bias", None) is not None:
+                loss = siglip_loss(image_emb, text_emb, logit_scale, model.logit_bias)
             else:
                 loss = (loss_fn or clip_loss)(image_emb, text_emb, logit_scale)
             value = float(loss.detach())

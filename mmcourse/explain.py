@@ -12,7 +12,12 @@ scalar ``score`` (a logit, or the probability of one class) of one example:
   Sundararajan, Taly & Yan 2017);
 - modality contributions: :func:`modality_contributions`, the prediction with a modality
   removed ("leave one out"), or exact Shapley values over modalities, which add up to the
-  full prediction minus the prediction with every modality removed.
+  full prediction minus the prediction with every modality removed;
+- checks of an explanation (an explanation is a claim too): :func:`randomisation_check`, the
+  model-parameter randomisation test of Adebayo et al. (2018) (a map that does not change when
+  the weights are randomised explains the input, not the model), and
+  :func:`localisation_ratio` / :func:`pointing_game`, whether the saliency falls on the region
+  that really carries the evidence more than chance would put it there.
 
 The functions take plain callables (``score_fn``) rather than a particular model class, so
 the same code explains the case study's model, the unit tests' hand-made linear models, or a
@@ -21,9 +26,11 @@ learner's own network. Plot helpers at the end draw the results.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -413,6 +420,173 @@ def modality_contributions(
     return out
 
 
+# --------------------------------------------------------------------------- sanity checks
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman's rank correlation of two maps (any shapes with the same number of entries).
+
+    The Pearson correlation of the ranks; tied values share their average rank (Grad-CAM maps
+    have many exact zeros). 1 = same ordering, 0 = unrelated, -1 = reversed. A constant map
+    has no ordering: its correlation is 0.
+    """
+    a, b = _flat_map(a, "a"), _flat_map(b, "b")
+    if a.numel() != b.numel():
+        raise ValueError(f"a and b must have as many entries, got {a.numel()} and {b.numel()}")
+    ra, rb = _average_ranks(a), _average_ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    norm = float(ra.norm() * rb.norm())
+    return 0.0 if norm == 0.0 else float((ra * rb).sum()) / norm
+
+
+def _flat_map(x, name: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor (a saliency map), got {type(x)!r}")
+    if x.numel() < 2:
+        raise ValueError(f"{name} needs at least 2 entries to be ranked, got {x.numel()}")
+    x = x.detach().reshape(-1).double().cpu()
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def _average_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Ranks 1..n of a 1-D tensor; a run of ties gets the mean of the ranks it spans."""
+    values, order = torch.sort(x)
+    _, inverse, counts = torch.unique_consecutive(values, return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).double()  # rank of the last member of each run
+    mean_rank = ends - (counts.double() - 1) / 2
+    ranks = torch.empty_like(x)
+    ranks[order] = mean_rank[inverse]
+    return ranks
+
+
+def randomise_weights(model: nn.Module, modules: Sequence[str] | None = None, seed: int = 0):
+    """A deep copy of ``model`` whose ``modules`` have freshly initialised weights.
+
+    Every submodule of the named ``modules`` (dotted names as in ``model.named_modules()``;
+    default: the whole model) that has ``reset_parameters()`` is re-initialised with the
+    default PyTorch initialisation, under the seed ``seed``; the original is not touched, and
+    the rest of the copy (e.g. the head, a frozen other branch) keeps its trained weights.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model)!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if isinstance(modules, str):
+        modules = [modules]
+    names = [""] if modules is None else list(modules)
+    if not names:
+        raise ValueError("modules is empty: name at least one submodule (or pass None)")
+    known = dict(model.named_modules())
+    for name in names:
+        if name not in known:
+            raise KeyError(f"modules: model has no submodule {name!r}")
+    twin = copy.deepcopy(model)
+    twin_modules = dict(twin.named_modules())
+    reset = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for name in names:
+            for sub in twin_modules[name].modules():
+                if callable(getattr(sub, "reset_parameters", None)):
+                    sub.reset_parameters()
+                    reset += 1
+    if reset == 0:
+        raise ValueError(f"modules {names} contain no layer with reset_parameters()")
+    return twin
+
+
+@dataclass(frozen=True)
+class RandomisationCheck:
+    """The result of :func:`randomisation_check`: maps (N, H, W) and their rank correlations."""
+
+    trained: torch.Tensor  # maps of the trained model
+    randomised: torch.Tensor  # maps of the same model with randomised weights
+    correlations: torch.Tensor  # (N,) rank correlation per input, trained vs randomised
+
+    @property
+    def mean_correlation(self) -> float:
+        return float(self.correlations.mean())
+
+
+def randomisation_check(
+    saliency_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+    model: nn.Module,
+    inputs: torch.Tensor | Sequence,
+    modules: Sequence[str] | None = None,
+    seed: int = 0,
+    absolute: bool = True,
+) -> RandomisationCheck:
+    """The model-parameter randomisation test (Adebayo et al., NeurIPS 2018, "Sanity Checks
+    for Saliency Maps").
+
+    An explanation of a *model* must depend on what the model learned: explain each input
+    with the trained ``model`` and with a copy whose ``modules`` are re-initialised
+    (:func:`randomise_weights`), and compare the two maps by their rank correlation
+    (:func:`rank_correlation`; of ``|map|`` when ``absolute``, as the paper does, because
+    a randomised network may flip signs). A high correlation means the method shows the
+    input's structure (edges, a bright blob) whatever the weights: it fails the check.
+
+    saliency_fn: (model, one input) -> a map. inputs: a sequence (or a batch tensor) of inputs.
+    """
+    check_callable(saliency_fn, "saliency_fn")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model)!r}")
+    if len(inputs) == 0:
+        raise ValueError("inputs is empty: give at least one input to explain")
+    randomised = randomise_weights(model, modules, seed)
+    trained_maps, random_maps = [], []
+    for x in inputs:
+        trained_maps.append(torch.as_tensor(saliency_fn(model, x)).detach().float().cpu())
+        random_maps.append(torch.as_tensor(saliency_fn(randomised, x)).detach().float().cpu())
+    trained, random_ = torch.stack(trained_maps), torch.stack(random_maps)
+    pick = torch.abs if absolute else (lambda t: t)
+    correlations = torch.tensor(
+        [rank_correlation(pick(a), pick(b)) for a, b in zip(trained, random_, strict=True)]
+    )
+    return RandomisationCheck(trained, random_, correlations)
+
+
+def _check_region(saliency, region) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(saliency, torch.Tensor) or saliency.dim() != 2:
+        raise ValueError("saliency must be a (H, W) tensor")
+    region = torch.as_tensor(region)
+    if region.dtype != torch.bool or region.shape != saliency.shape:
+        raise ValueError(
+            f"region must be a bool mask of the saliency's shape {tuple(saliency.shape)}, "
+            f"got dtype {region.dtype} and shape {tuple(region.shape)}"
+        )
+    if not region.any() or region.all():
+        raise ValueError("region must cover some but not all pixels (chance is undefined)")
+    return saliency.detach().float().cpu(), region.cpu()
+
+
+def localisation_ratio(
+    saliency: torch.Tensor, region: torch.Tensor, positive: bool = True
+) -> float:
+    """How much more saliency falls inside ``region`` than chance would put there.
+
+    ``(share of the saliency mass inside the region) / (share of the pixels in the region)``:
+    1 = no better than spreading the mass uniformly, above 1 = concentrated on the region.
+    The mass is the positive part of the map when ``positive`` (evidence *for* the score), its
+    absolute value otherwise. A map without any mass has no localisation: ratio 0.
+
+    saliency: (H, W). region: (H, W) bool, True where the true evidence is.
+    """
+    saliency, region = _check_region(saliency, region)
+    mass = saliency.clamp(min=0) if positive else saliency.abs()
+    total = float(mass.sum())
+    if total == 0.0:
+        return 0.0
+    return (float(mass[region].sum()) / total) / float(region.float().mean())
+
+
+def pointing_game(saliency: torch.Tensor, region: torch.Tensor) -> bool:
+    """The pointing game (Zhang et al., ECCV 2016): does the map's maximum fall inside
+    ``region``? Its chance rate is the region's share of the pixels."""
+    saliency, region = _check_region(saliency, region)
+    return bool(region.reshape(-1)[saliency.reshape(-1).argmax()])
+
+
 # --------------------------------------------------------------------------- plots
 def show_saliency(
     ax,
@@ -421,8 +595,12 @@ def show_saliency(
     title: str = "",
     alpha: float = 0.5,
     cmap: str = "RdBu_r",
-) -> None:
-    """Draw ``image`` (C, H, W) with a diverging ``saliency`` (H, W) map on top."""
+    colorbar: bool = True,
+):
+    """Draw ``image`` (C, H, W) with a diverging ``saliency`` (H, W) map on top.
+
+    With ``colorbar`` a colour bar beside the axes gives the map's scale (in the units of the
+    score). Returns the overlay's image handle."""
     image = _check_image(image).detach().cpu()
     ax.imshow(
         image.permute(1, 2, 0).clamp(0, 1).numpy() if image.shape[0] == 3 else image[0],
@@ -430,9 +608,15 @@ def show_saliency(
     )
     limit = float(saliency.abs().max()) or 1.0
     low = 0.0 if float(saliency.min()) >= 0 else -limit  # a non-negative map (Grad-CAM) from 0
-    ax.imshow(saliency.detach().cpu().numpy(), cmap=cmap, alpha=alpha, vmin=low, vmax=limit)
+    overlay = ax.imshow(
+        saliency.detach().cpu().numpy(), cmap=cmap, alpha=alpha, vmin=low, vmax=limit
+    )
+    if colorbar:
+        bar = ax.figure.colorbar(overlay, ax=ax, fraction=0.046, pad=0.03)
+        bar.ax.tick_params(labelsize=7)
     ax.set_title(title, fontsize=8)
     ax.axis("off")
+    return overlay
 
 
 def show_word_attributions(

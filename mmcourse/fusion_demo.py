@@ -239,6 +239,7 @@ def compare_fusions(
     lr: float = 0.01,
     weight_decay: float = 1e-4,
     device: torch.device | str = "cpu",
+    progress: bool = False,
 ):
     """Train every model of ``builders`` with every seed; test accuracy, size and time.
 
@@ -248,9 +249,13 @@ def compare_fusions(
     validation accuracy are kept (``mmcourse.train.fit``) and scored on the "test" rows.
 
     Returns a pandas DataFrame, one row per (model, seed): model, seed, test_accuracy,
-    val_accuracy, parameters, seconds.
+    val_accuracy, parameters, seconds. ``progress`` shows a tqdm bar over the models (also
+    off when TQDM_DISABLE is set).
     """
+    import os
+
     import pandas as pd
+    from tqdm.auto import tqdm
 
     from mmcourse.train import fit
 
@@ -271,7 +276,12 @@ def compare_fusions(
 
     train, val, test = part("train"), part("val"), part("test")
     rows = []
-    for name, build in builders.items():
+    bar = tqdm(
+        builders.items(),
+        desc="models",
+        disable=not progress or bool(os.environ.get("TQDM_DISABLE")),
+    )
+    for name, build in bar:
         for seed in seeds:
             seed_everything(seed)
             model = build().to(device)

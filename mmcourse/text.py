@@ -200,3 +200,60 @@ def bag_of_words(vocab: Vocab, texts, binary: bool = True) -> torch.Tensor:
         for i in vocab.ids(text):
             out[row, i] += 1
     return out.clamp_max(1) if binary else out
+
+
+# ----------------------------------------------------------------------------- Chinese (nb01)
+# Chinese renderings of the phrases from which the cats-vs-dogs captions are composed
+# (mmcourse.datasets.cats_dogs), so that the course has bilingual captions to tokenise.
+_ZH_FUR = {"black": "黑色", "white": "白色", "ginger": "橘色", "grey": "灰色", "brown": "棕色"}
+_ZH_NOUN = {"pet": "宠物", "animal": "动物", "furry friend": "毛茸茸的朋友"}
+_ZH_POSE = {"sitting": "坐着", "standing": "站着", "lying down": "躺着"}
+_ZH_PLACE = {
+    "on the grass": "在草地上",
+    "on a sofa": "在沙发上",
+    "in the snow": "在雪地里",
+    "on the beach": "在海滩上",
+}
+_ZH_ACTION = {
+    "purring": "在打呼噜",
+    "meowing": "在喵喵叫",
+    "grooming its whiskers": "在梳理胡须",
+    "chasing a mouse": "在追老鼠",
+    "barking": "在汪汪叫",
+    "wagging its tail": "在摇尾巴",
+    "fetching a stick": "在捡树枝",
+    "chewing a bone": "在啃骨头",
+    "napping in the sun": "在晒太阳打盹",
+    "watching a bird": "在看鸟",
+    "playing with a ball": "在玩球",
+    "waiting by the door": "在门边等着",
+    "looking at the camera": "看着镜头",
+}
+_ZH_TIME = {"in the afternoon": "下午，"}  # a time goes first in Chinese
+_CAPTION = re.compile(
+    rf"a ({'|'.join(_ZH_FUR)}) ({'|'.join(_ZH_NOUN)}) ({'|'.join(_ZH_POSE)}) "
+    rf"({'|'.join(_ZH_PLACE)})(?:, (.+))?"
+)
+
+
+def chinese_caption(caption: str) -> str:
+    """The Chinese version of a cats-vs-dogs caption ("a grey pet sitting on the grass,
+    barking" -> "一只灰色的宠物在草地上坐着，在汪汪叫").
+
+    Only captions composed by ``mmcourse.datasets.load_cats_dogs`` can be translated (the
+    phrase tables cover exactly its phrases); anything else raises ValueError.
+    """
+    if not isinstance(caption, str):
+        raise TypeError(f"caption must be a str, got {type(caption).__name__}")
+    match = _CAPTION.fullmatch(caption)
+    ending = match and match.group(5)
+    if not match or (ending and ending not in _ZH_ACTION and ending not in _ZH_TIME):
+        raise ValueError(
+            f"caption must be a cats-vs-dogs caption such as 'a grey pet sitting on the "
+            f"grass, barking', got {caption!r}"
+        )
+    fur, noun, pose, place = (match.group(i) for i in range(1, 5))
+    text = f"一只{_ZH_FUR[fur]}的{_ZH_NOUN[noun]}{_ZH_PLACE[place]}{_ZH_POSE[pose]}"
+    if ending in _ZH_TIME:
+        return _ZH_TIME[ending] + text
+    return f"{text}，{_ZH_ACTION[ending]}" if ending else text

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from mmcourse import distributed as D
 from mmcourse import metrics as M
 from mmcourse._checks import check_callable, check_int, check_module, check_real
 from mmcourse.utils import (
@@ -518,6 +519,16 @@ def fit(
         device: where to train; by default where the model's parameters are.
         progress: show a tqdm progress bar over epochs (also off when TQDM_DISABLE is set).
 
+    **Many processes.** Started by ``torchrun`` (a ``torch.distributed`` process group is
+    initialised), the same call trains data-parallel: the model is wrapped in
+    ``DistributedDataParallel``, each batch of the loaders counts as the *global* batch and
+    every rank takes its share of it (``mmcourse.distributed.shard_loader``), the loss of each
+    share is weighted by its size so that the averaged gradient is the gradient of the global
+    batch's mean loss (``loss_fn`` must therefore average over the batch, as cross-entropy
+    does), the training numbers are summed and the validation logits gathered over the ranks,
+    so that every rank records the same history and takes the same early-stopping decision;
+    only rank 0 shows progress and writes the checkpoint. On one process nothing of this runs.
+
     Training numbers (``train_loss``, ``train_accuracy``) are running means over the
     epoch's batches, measured in train mode (dropout on) while the weights change.
     """
@@ -559,6 +570,14 @@ def fit(
             generator.manual_seed(used)
     device = _as_device(device) if device is not None else _default_device(model)
     model.to(device)
+    distributed = D.is_distributed()
+    if distributed:  # torchrun: the same call, data-parallel over the ranks
+        net = D.wrap_model(model)
+        train_loader = D.shard_loader(train_loader)
+        val_loader = None if val_loader is None else D.shard_loader(val_loader)
+    else:
+        net = model
+    main_process = not distributed or D.is_main_process()
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
@@ -577,15 +596,23 @@ def fit(
 
     history = History(monitor=monitor)
     best_score, best_state, bad_epochs = math.inf if minimise else -math.inf, None, 0
-    bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not _progress_enabled(progress))
+    bar = tqdm(
+        range(1, epochs + 1),
+        desc="epochs",
+        disable=not (_progress_enabled(progress) and main_process),
+    )
     for epoch in bar:
         start = time.perf_counter()
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
-        row.update(_train_one_epoch(model, train_loader, optimizer, loss_fn, grad_clip, device))
+        row.update(
+            _train_one_epoch(net, train_loader, optimizer, loss_fn, grad_clip, device, distributed)
+        )
         if val_loader is not None:
             logits, labels = _collect(model, val_loader, device, "val_loader")
             if labels is None:
                 raise ValueError("the validation batches carry no 'label'")
+            if distributed:  # every rank scored its share: put the shares together
+                logits, labels = D.gather_cat(logits), D.gather_cat(labels)
             scores = _scores(logits, labels, metrics, loss_fn)
             row.update({f"val_{k}": v for k, v in scores.items()})
         history.append(row)
@@ -603,7 +630,7 @@ def fit(
             history.best_epoch, history.best_score = epoch, float(score)
             if restore_best:  # a copy, because training keeps changing the tensors in place
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if checkpoint is not None:
+            if checkpoint is not None and main_process:
                 save_checkpoint(model, checkpoint, epoch=epoch, monitor=monitor, score=float(score))
         else:
             bad_epochs += 1
@@ -623,7 +650,8 @@ def fit(
     return history
 
 
-def _train_one_epoch(model, loader, optimizer, loss_fn, grad_clip, device) -> dict:
+def _train_one_epoch(model, loader, optimizer, loss_fn, grad_clip, device, distributed=False):
+    """One pass over ``loader``; ``model`` may be a DistributedDataParallel wrapper."""
     model.train()
     # Sums stay tensors on the device: calling .item() per batch would force a GPU sync.
     loss_sum = correct = 0
@@ -640,7 +668,13 @@ def _train_one_epoch(model, loader, optimizer, loss_fn, grad_clip, device) -> di
         _check_labels(labels, logits.shape[1], "train_loader", on_cpu or seen == 0)
         loss = loss_fn(logits, labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if distributed:
+            # DDP averages the ranks' gradients; weighting each rank's mean loss by its share
+            # of the global batch makes that average the gradient of the global mean loss.
+            (global_n,) = D.all_reduce_sum(labels.shape[0])
+            (loss * (labels.shape[0] * D.get_world_size() / global_n)).backward()
+        else:
+            loss.backward()
         if grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
@@ -648,6 +682,8 @@ def _train_one_epoch(model, loader, optimizer, loss_fn, grad_clip, device) -> di
         loss_sum = loss_sum + loss.detach() * n
         correct = correct + (logits.detach().argmax(1) == labels).sum()
         seen += n
+    if distributed:  # the epoch's numbers over all ranks, the same on each
+        loss_sum, correct, seen = D.all_reduce_sum(loss_sum, correct, seen)
     if seen == 0:
         raise ValueError("train_loader yielded no batches; is the training set empty?")
     return {"train_loss": float(loss_sum) / seen, "train_accuracy": float(correct) / seen}

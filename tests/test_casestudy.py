@@ -346,3 +346,152 @@ def test_exercise_checks_reject_plausible_wrong_answers():
         exercise.check(exercise.solution())
         with pytest.raises(AssertionError):
             exercise.check(wrong)
+
+
+# --------------------------------------------------------------------------- second edition
+def test_contributions_against_a_background_sample_by_hand(vocab, batch):
+    net = tiny_net(vocab)
+    net.fit_absent(batch)
+    background = {k: v[:4] for k, v in batch.items()}
+    c = cs.contributions(net, batch, background=background)
+    torch.testing.assert_close(c["image"] + c["text"], c["full"] - c["none"])
+    f = net.encode(cs.only(batch, net.modalities), names=net.modalities)
+    r = net.encode(cs.only(background, net.modalities), names=net.modalities)
+
+    def v(image_from_batch, text_from_batch):  # v(S) averaged over the 4 background pairs
+        total = 0
+        for k in range(4):
+            img = f["image_feature"] if image_from_batch else r["image_feature"][k].expand(16, -1)
+            txt = f["text_feature"] if text_from_batch else r["text_feature"][k].expand(16, -1)
+            total = total + net.proba({"image_feature": img, "text_feature": txt})
+        return total / 4
+
+    with torch.no_grad():
+        phi_image = 0.5 * ((v(1, 0) - v(0, 0)) + (v(1, 1) - v(0, 1)))
+        torch.testing.assert_close(c["image"], phi_image)
+        torch.testing.assert_close(c["none"], v(0, 0))
+    assert torch.allclose(c["none"], c["none"][0].expand(16))  # one reference for every example
+    with pytest.raises(KeyError, match="background"):
+        cs.contributions(net, batch, background={"image": batch["image"]})
+
+
+def test_train_comparison_scores_every_model_and_chooses_on_validation(vocab):
+    data = tiny_data(32)
+    b = cs.make_batch(data, vocab)
+    results, models = cs.train_comparison(
+        {"train": b, "val": b, "test": b},
+        vocab,
+        seeds=(0, 1),
+        fusions=("seed",),
+        epochs={"image": 1, "text": 1, "fused": 1},
+        progress=False,
+    )
+    assert len(results) == 6 and set(results["seed"]) == {0, 1}
+    assert set(models) == {
+        (m, s) for m in ("image only", "text only", "fused: seed equation") for s in (0, 1)
+    }
+    net = models["text only", 1]
+    expected = ((net.proba(b) >= 0.5).long() == b["label"]).float().mean().item()
+    row = results[(results.model == "text only") & (results.seed == 1)].iloc[0]
+    assert row.test_accuracy == pytest.approx(expected) and row.val_accuracy == pytest.approx(
+        expected
+    )
+    with pytest.raises(ValueError, match="fusions"):
+        cs.train_comparison({"train": b, "val": b, "test": b}, vocab, fusions=("lstm",))
+    with pytest.raises(KeyError, match="splits"):
+        cs.train_comparison({"train": b}, vocab)
+
+
+def test_choose_on_validation_ignores_the_test_split():
+    import pandas as pd
+
+    results = pd.DataFrame(
+        {
+            "model": ["a", "a", "b", "b"],
+            "seed": [0, 1, 0, 1],
+            "val_accuracy": [0.80, 0.82, 0.78, 0.79],
+            "test_accuracy": [0.70, 0.71, 0.90, 0.91],  # b would win on test
+        }
+    )
+    assert cs.choose_on_validation(results, ["a", "b"]) == "a"
+    with pytest.raises(ValueError, match="candidates"):
+        cs.choose_on_validation(results, ["a", "c"])
+
+
+def test_paired_bootstrap_ci():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 2, 400).astype(float)
+    assert cs.paired_bootstrap_ci(a, a) == (0.0, 0.0)  # pairing cancels shared difficulty
+    assert cs.paired_bootstrap_ci(a + 0.1, a) == pytest.approx((0.1, 0.1))
+    b = rng.integers(0, 2, 400).astype(float)
+    low, high = cs.paired_bootstrap_ci(a, b, n_boot=4000)
+    d = a - b
+    half = 1.96 * d.std() / np.sqrt(d.size)  # the normal approximation of the same interval
+    assert low == pytest.approx(d.mean() - half, abs=0.01)
+    assert high == pytest.approx(d.mean() + half, abs=0.01)
+    assert cs.paired_bootstrap_ci(a, b, seed=3) == cs.paired_bootstrap_ci(a, b, seed=3)
+    with pytest.raises(ValueError, match="same length"):
+        cs.paired_bootstrap_ci(a, b[:-1])
+    with pytest.raises(ValueError, match="level"):
+        cs.paired_bootstrap_ci(a, b, level=1.0)
+
+
+def test_pick_examples_shows_both_classes_and_the_errors():
+    y_true = np.array([0, 0, 0, 0, 1, 1, 1, 1])  # sorted by class, like the test split
+    y_pred = np.array([0, 1, 0, 0, 1, 1, 0, 1])
+    assert cs.pick_examples(y_true, y_pred, per_group=2) == [0, 2, 4, 5, 1, 6]
+    with pytest.raises(ValueError, match="per_group"):
+        cs.pick_examples(y_true, y_pred, per_group=0)
+    with pytest.raises(ValueError, match="same length"):
+        cs.pick_examples(y_true, y_pred[:3])
+
+
+def test_image_score_reads_the_pictures_with_one_caption(vocab, batch):
+    net = tiny_net(vocab)
+    score = cs.image_score(net, batch, 3)
+    images = batch["image"][:5]
+    expected = net.logit(
+        {
+            "image": images,
+            "text": batch["text"][3:4].expand(5, -1),
+            "text_mask": batch["text_mask"][3:4].expand(5, -1),
+        }
+    )
+    torch.testing.assert_close(score(images), expected)
+
+
+def test_cue_regions_find_the_ears_and_muzzle_of_the_drawn_pictures():
+    from mmcourse.datasets import load_cats_dogs
+
+    data = load_cats_dogs()
+    occluded = data.attributes["occluded"].to_numpy()
+    index = [int(np.flatnonzero(~occluded)[0]), int(np.flatnonzero(occluded)[0]), 1500]
+    regions = cs.cue_regions(index)
+    assert set(regions) == {"ears", "muzzle", "cue", "occluder"}
+    assert all(m.shape == (3, 32, 32) and m.dtype == bool for m in regions.values())
+    np.testing.assert_array_equal(regions["cue"], regions["ears"] | regions["muzzle"])
+    assert not regions["occluder"][0].any() and regions["occluder"][1].any()
+    assert not (regions["cue"][1] & regions["occluder"][1]).any()  # hidden parts are no cue
+    for k in range(3):  # small but real regions, near the head in the upper half
+        assert 0.01 < regions["cue"][k].mean() < 0.2
+        rows = np.flatnonzero(regions["cue"][k].any(axis=1))
+        assert rows.mean() < 24
+    # on a clear picture the cue pixels differ from the background colour
+    image = data.images[index[0]]
+    corner = image[:, :3, :3].reshape(3, -1).mean(1)
+    cue_colour = image[:, regions["cue"][0]].mean(1)
+    assert np.abs(cue_colour - corner).max() > 0.1
+    with pytest.raises(ValueError, match="indices"):
+        cs.cue_regions([2000])
+    with pytest.raises(ValueError, match="indices"):
+        cs.cue_regions([])
+
+
+def test_caption_and_ids_scores_read_one_picture_with_many_captions(vocab, batch):
+    net = tiny_net(vocab)
+    image = batch["image"][2:3]
+    captions = [CAPTIONS[0].replace(",", "").split(), CAPTIONS[1].replace(",", "").split()]
+    ids, mask = net.encode_captions([" ".join(c) for c in captions])
+    expected = net.logit({"image": image.expand(2, -1, -1, -1), "text": ids, "text_mask": mask})
+    torch.testing.assert_close(cs.caption_score(net, image)(captions), expected)
+    torch.testing.assert_close(cs.ids_score(net, image)(ids, mask), expected)

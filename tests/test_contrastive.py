@@ -486,3 +486,74 @@ def test_exercises_accept_solutions_and_reject_plausible_wrong_answers():
     ):
         with pytest.raises(AssertionError):
             get(key).check(wrong)
+
+
+# --------------------------------------------------------------------------- SigLIP
+def test_siglip_loss_hand_computed_for_two_pairs():
+    u = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    v = torch.tensor([[0.6, 0.8], [0.0, 1.0]])
+    t, b = math.log(2.0), -1.0  # scale 2
+    # logits 2 * u.v + b: [[1.2 - 1, 1.6 - 1], [0 - 1, 2 - 1]] = [[0.2, 0.6], [-1, 1]]
+    # positives on the diagonal: -log s(0.2) - log s(1); negatives: -log s(-0.6) - log s(1)
+    s = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    expected = -(math.log(s(0.2)) + math.log(s(1.0)) + math.log(s(-0.6)) + math.log(s(1.0))) / 2
+    assert C.siglip_loss(u, v, t, b).item() == pytest.approx(expected, rel=1e-6)
+    assert C.siglip_loss(u, v, torch.tensor(t), torch.tensor(b)).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("b", [1, 4, 33])
+def test_siglip_loss_matches_binary_cross_entropy_and_splits_into_blocks(b):
+    g = torch.Generator().manual_seed(b)
+    u = F.normalize(torch.randn(b, 8, generator=g), dim=-1)
+    v = F.normalize(torch.randn(b, 8, generator=g), dim=-1)
+    logits = 10.0 * u @ v.T - 3.0
+    reference = F.binary_cross_entropy_with_logits(logits, torch.eye(b), reduction="sum") / b
+    got = C.siglip_loss(u, v, math.log(10.0), -3.0)
+    torch.testing.assert_close(got, reference)
+    # no softmax couples a row: the loss is a sum of independent blocks (the chunked
+    # implementation of the paper); a block of pairs is the sum of its terms
+    if b >= 4:
+        halves = (torch.arange(b // 2), torch.arange(b // 2, b))
+        blocks = sum(
+            C.siglip_loss(u[rows], v[cols], math.log(10.0), -3.0) * len(rows)
+            if rows is cols
+            else F.binary_cross_entropy_with_logits(
+                logits[rows][:, cols], torch.zeros(len(rows), len(cols)), reduction="sum"
+            )
+            for rows in halves
+            for cols in halves
+        )
+        torch.testing.assert_close(blocks / b, got)
+
+
+def test_siglip_bias_and_scale_get_gradients_and_bad_inputs_fail():
+    u = F.normalize(torch.randn(4, 8), dim=-1)
+    t = torch.tensor(math.log(10.0), requires_grad=True)
+    bias = torch.tensor(-10.0, requires_grad=True)
+    C.siglip_loss(u, u, t, bias).backward()
+    assert bias.grad is not None and bias.grad.item() != 0 and t.grad.item() != 0
+    with pytest.raises(TypeError, match="logit_bias"):
+        C.siglip_loss(u, u, 0.0, "x")
+    with pytest.raises(ValueError, match="logit_bias"):
+        C.siglip_loss(u, u, 0.0, torch.zeros(2))
+    with pytest.raises(ValueError, match="same shape"):
+        C.siglip_loss(u, u[:3], 0.0, 0.0)
+
+
+def test_a_model_with_a_bias_trains_with_the_sigmoid_loss():
+    torch.manual_seed(0)
+    images, ids, mask = toy_pairs(64)
+    clip = tiny_model()
+    assert clip.logit_bias is None and "logit_bias" not in clip.state_dict()
+    torch.manual_seed(0)
+    model = C.TinyCLIP(PixelEncoder(48, 16), BagOfWords(10, 16), 16, 16, 8, 0.1, True, -10.0)
+    assert model.logit_bias.item() == -10.0 and "logit_bias" in dict(model.named_parameters())
+    torch.testing.assert_close(
+        model.loss(images[:8], ids[:8], mask[:8]),
+        C.siglip_loss(*model(images[:8], ids[:8], mask[:8]), model.logit_bias),
+    )
+    hist = C.train_clip(model, images, ids, mask, epochs=10, batch_size=32, lr=1e-2)
+    assert model.logit_bias.item() != -10.0  # the bias is learned
+    assert np.mean(hist.loss[-2:]) < 0.5 * hist.loss[0]
+    with pytest.raises(ValueError, match="logit_bias"):
+        C.TinyCLIP(nn.Identity(), nn.Identity(), 4, 4, logit_bias=float("nan"))

@@ -69,3 +69,16 @@ def test_pipeline_accepts_the_diagrams_own_stage_names(capsys):
     ]
     assert check("00.pipeline", named_as_in_the_diagram) is True
     assert check("00.pipeline", list(reversed(named_as_in_the_diagram))) is False
+
+
+@pytest.mark.parametrize(
+    "wrong, diagnosis",
+    [
+        (lambda text: text.lower().split(), "no spaces"),
+        (lambda text: [c for c in text.lower() if c.strip()], "cut into letters"),
+        (lambda text: __import__("re").findall(r"[\u4e00-\u9fff]|[A-Za-z]+|\d+", text), "lower"),
+    ],
+)
+def test_mixed_tokens_diagnoses_typical_mistakes(wrong, diagnosis, capsys):
+    assert check("01.mixed_tokens", wrong) is False
+    assert diagnosis in capsys.readouterr().out

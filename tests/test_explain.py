@@ -288,3 +288,116 @@ def test_plot_helpers_draw():
     with pytest.raises(ValueError, match="length"):
         explain.show_word_attributions(axes[1], ["a"], torch.tensor([0.2, -1.0]))
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- sanity checks
+def test_rank_correlation_matches_scipy_with_ties_and_known_values():
+    stats = pytest.importorskip("scipy.stats")
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(6, 6, generator=g).clamp(min=0)  # many tied zeros, as in Grad-CAM
+    b = torch.randn(6, 6, generator=g)
+    expected = stats.spearmanr(a.reshape(-1).numpy(), b.reshape(-1).numpy()).statistic
+    assert explain.rank_correlation(a, b) == pytest.approx(expected, abs=1e-12)
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert explain.rank_correlation(x, x**3) == pytest.approx(1.0)  # monotone: 1
+    assert explain.rank_correlation(x, -x) == pytest.approx(-1.0)
+    # by hand: ranks (1,2,3,4) vs (2,1,4,3): d^2 = 4, rho = 1 - 6*4/(4*15) = 0.6
+    assert explain.rank_correlation(x, torch.tensor([2.0, 1.0, 4.0, 3.0])) == pytest.approx(0.6)
+    assert explain.rank_correlation(torch.ones(4), x) == 0.0  # a constant map has no order
+    with pytest.raises(ValueError, match="as many"):
+        explain.rank_correlation(x, torch.ones(5))
+    with pytest.raises(TypeError, match="a must be"):
+        explain.rank_correlation([1, 2], x)
+    with pytest.raises(ValueError, match="NaN"):
+        explain.rank_correlation(torch.tensor([1.0, float("nan")]), torch.ones(2))
+
+
+class TwoLayer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Linear(16, 8), nn.Tanh())
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.head(self.body(x.reshape(x.shape[0], -1)))[:, 0]
+
+
+def gradient_map(model, x):
+    x = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(x[None]).sum(), x)
+    return grad
+
+
+def test_randomise_weights_copies_and_resets_only_the_named_modules():
+    model = TwoLayer()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    twin = explain.randomise_weights(model, ["body"], seed=3)
+    for k, v in model.state_dict().items():  # the original is untouched
+        torch.testing.assert_close(v, before[k])
+    assert not torch.equal(twin.body[0].weight, model.body[0].weight)
+    torch.testing.assert_close(twin.head.weight, model.head.weight)  # the head keeps its weights
+    again = explain.randomise_weights(model, "body", seed=3)  # a str is one module; seeded
+    torch.testing.assert_close(again.body[0].weight, twin.body[0].weight)
+    whole = explain.randomise_weights(model, seed=5)  # (seed 0 would rebuild its init)
+    assert not torch.equal(whole.head.weight, model.head.weight)
+    with pytest.raises(KeyError, match="modules"):
+        explain.randomise_weights(model, ["tail"])
+    with pytest.raises(ValueError, match="reset_parameters"):
+        explain.randomise_weights(model, ["body.1"])  # Tanh has no weights
+    with pytest.raises(ValueError, match="seed"):
+        explain.randomise_weights(model, seed=-1)
+    with pytest.raises(TypeError, match="model"):
+        explain.randomise_weights("net")
+
+
+def test_randomisation_check_passes_a_gradient_and_fails_an_input_only_map():
+    model = TwoLayer()
+    inputs = torch.rand(5, 4, 4, generator=torch.Generator().manual_seed(0))
+    grad = explain.randomisation_check(gradient_map, model, inputs, seed=1)
+    assert grad.trained.shape == grad.randomised.shape == (5, 4, 4)
+    assert grad.correlations.shape == (5,)
+    # the gradient depends on the weights: trained and random maps are far from identical
+    assert grad.mean_correlation < 0.5
+    torch.testing.assert_close(grad.trained[0], gradient_map(model, inputs[0]))
+    # "saliency" = the input itself (an edge detector would behave the same): it ignores the
+    # weights, so its maps are identical and the check flags it with correlation 1
+    blind = explain.randomisation_check(lambda m, x: x, model, inputs, seed=1)
+    assert blind.mean_correlation == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="inputs"):
+        explain.randomisation_check(gradient_map, model, [])
+    with pytest.raises(TypeError, match="model"):
+        explain.randomisation_check(gradient_map, None, inputs)
+
+
+def test_localisation_ratio_and_pointing_game_against_chance():
+    region = torch.zeros(4, 4, dtype=torch.bool)
+    region[:2, :2] = True  # a quarter of the pixels
+    inside = torch.zeros(4, 4)
+    inside[0, 0] = 1.0
+    assert explain.localisation_ratio(inside, region) == pytest.approx(4.0)  # all mass, 1/4 area
+    assert explain.localisation_ratio(torch.ones(4, 4), region) == pytest.approx(1.0)  # chance
+    signed = inside.clone()
+    signed[3, 3] = -1.0  # negative evidence counts only in the absolute mode
+    assert explain.localisation_ratio(signed, region) == pytest.approx(4.0)
+    assert explain.localisation_ratio(signed, region, positive=False) == pytest.approx(2.0)
+    assert explain.localisation_ratio(-inside, region) == 0.0
+    assert explain.pointing_game(inside, region)
+    assert not explain.pointing_game(signed.flip(0, 1), region)
+    with pytest.raises(ValueError, match="region"):
+        explain.localisation_ratio(inside, region.float())
+    with pytest.raises(ValueError, match="region"):
+        explain.localisation_ratio(inside, torch.ones(4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="saliency"):
+        explain.pointing_game(torch.ones(16), region)
+
+
+def test_show_saliency_draws_a_colour_bar():
+    fig, ax = plt.subplots()
+    explain.show_saliency(ax, torch.rand(3, 8, 8), torch.randn(8, 8))
+    assert len(fig.axes) == 2  # the image axes and its colour bar
+    fig2, ax2 = plt.subplots()
+    explain.show_saliency(ax2, torch.rand(3, 8, 8), torch.randn(8, 8), colorbar=False)
+    assert len(fig2.axes) == 1
+    plt.close(fig)
+    plt.close(fig2)

@@ -476,8 +476,8 @@ def test_compare_fusions_table_on_a_tiny_problem():
     ]
     assert len(table) == 4 and table["test_accuracy"].between(0, 1).all()
     assert table.loc[table.model == "TFN", "parameters"].iloc[0] == (5 * 4 + 1) * 4 + 5 * 3
-    again = compare_fusions(builders, feats, labels, split, seeds=(0, 1), epochs=5)
-    assert table["test_accuracy"].tolist() == again["test_accuracy"].tolist()  # seeded
+    again = compare_fusions(builders, feats, labels, split, seeds=(0, 1), epochs=5, progress=True)
+    assert table["test_accuracy"].tolist() == again["test_accuracy"].tolist()  # seeded; a bar
     with pytest.raises(ValueError, match="split has no 'val' rows"):
         compare_fusions(builders, feats, labels, ["train"] * 90, seeds=(0,), epochs=1)
     with pytest.raises(ValueError, match="one entry per label"):
@@ -583,3 +583,18 @@ def test_exercise_checks_reject_plausible_wrong_answers():
         with pytest.raises(AssertionError, match=feedback):
             get(key).check(wrong)
         get(key).check(get(key).solution())  # and the worked solution passes
+
+
+def test_gmu_and_tfn_equal_their_formulas_written_out():
+    # the formulas of notebook 03, section 3, with the modules' own weights
+    torch.manual_seed(0)
+    x1, x2 = torch.randn(5, 4), torch.randn(5, 3)
+    gmu = GatedFusion([4, 3], dim=6)
+    h1 = torch.tanh(gmu.candidates[0](x1))
+    h2 = torch.tanh(gmu.candidates[1](x2))
+    z = torch.sigmoid(gmu.gate(torch.cat([x1, x2], dim=1)))
+    torch.testing.assert_close(gmu([x1, x2]), z * h1 + (1 - z) * h2)
+    tfn = TensorFusion([4, 3], out_dim=2)
+    ones = torch.ones(5, 1)
+    outer = torch.einsum("bi,bj->bij", torch.cat([x1, ones], 1), torch.cat([x2, ones], 1))
+    torch.testing.assert_close(tfn([x1, x2]), tfn.linear(outer.flatten(1)))

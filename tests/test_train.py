@@ -412,3 +412,32 @@ def test_fit_reseeds_an_in_memory_loader():
 def test_in_memory_loader_bad_input(kwargs, error, match):
     with pytest.raises(error, match=match):
         InMemoryLoader(**kwargs)
+
+
+def test_fit_equals_a_hand_written_loop_bit_for_bit():
+    # the single-process path is the plain loop: seed, shuffle, AdamW step, nothing else
+    # (notebook 04's own loop and notebook 09's distributed proof rely on it)
+    x, y = blobs()
+    train = InMemoryLoader({"x": x, "label": y}, batch_size=32, shuffle=True)
+    seed_everything(0)
+    model = MLP(p=0.0)
+    history = fit(model, train, epochs=3, lr=1e-2, seed=4, progress=False, restore_best=False)
+
+    seed_everything(0)
+    reference = MLP(p=0.0)
+    seed_everything(4)
+    order = torch.Generator().manual_seed(4)
+    optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-2, weight_decay=0.0)
+    losses = []
+    for _ in range(3):
+        total = 0.0
+        for idx in torch.randperm(len(y), generator=order).split(32):
+            loss = nn.functional.cross_entropy(reference({"x": x[idx]}), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        losses.append(total / len(y))
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert history["train_loss"] == pytest.approx(losses, rel=1e-6)

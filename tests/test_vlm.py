@@ -1,5 +1,6 @@
 """Tests of mmcourse.vlm: the tiny vision-language model and its connectors."""
 
+import copy
 import math
 
 import pytest
@@ -247,7 +248,7 @@ class _Scripted(vlm.TinyVLM):
         super().__init__(V, max_text_len=L, d_model=8, vision_dim=8, n_heads=1)
         self.script = torch.tensor(script)
 
-    def forward(self, images, ids):
+    def forward_features(self, features, ids):
         n = ids.shape[1]
         nxt = self.script[:, n - 1] if n - 1 < self.script.shape[1] else self.script[:, -1]
         return nn.functional.one_hot(nxt, V).float()[:, None].expand(-1, n, -1) * 10
@@ -370,19 +371,26 @@ def _vocab():
     )
 
 
-def test_vocab_and_pair_encoding():
+def test_vocab_and_pair_encoding_follow_the_chat_template():
     vocab = _vocab()
-    assert vocab.tokens[:5] == ["<pad>", "<unk>", *vlm.SPECIALS]
+    assert vocab.tokens[:4] == ["<pad>", "<unk>", *vlm.SPECIALS]
+    assert vlm.IMAGE_TOKEN not in vocab  # its slot is filled with visual tokens
+    text = vlm.chat_prompt("what colour is the pet?")
+    assert text.startswith(vlm.IMAGE_TOKEN) and "USER: what colour" in text
+    assert text.endswith("ASSISTANT:")
     ids, mask = vlm.encode_pairs(vocab, ["what colour is the pet?"], ["ginger"], 12)
     row = ids[0].tolist()
-    assert row[0] == 2 and row[6] == 3 and row[7] == vocab.index["ginger"] and row[8] == 4
-    assert mask[0].nonzero().flatten().tolist() == [7, 8]  # the answer and <eos> only
-    assert vlm.decode_answers(vocab, ids, 7) == ["ginger"]
-    assert vlm.encode_prompt(vocab, "where is the pet?").tolist()[-1] == 3
+    words = ["<bos>", "user", "what", "colour", "is", "the", "pet", "assistant", "ginger", "<eos>"]
+    assert row[:10] == [vocab.index[w] for w in words] and row[10:] == [0, 0]
+    assert mask[0].nonzero().flatten().tolist() == [8, 9]  # the reply and <eos> only
+    assert vlm.decode_answers(vocab, ids, 8) == ["ginger"]
+    assert vlm.encode_prompt(vocab, "where is the pet?").tolist()[-1] == vocab.index["assistant"]
     with pytest.raises(ValueError, match="max_len"):
-        vlm.encode_pairs(vocab, ["what colour is the pet?"], ["ginger"], 5)
+        vlm.encode_pairs(vocab, ["what colour is the pet?"], ["ginger"], 9)
     with pytest.raises(ValueError, match="equal length"):
         vlm.encode_pairs(vocab, ["a", "b"], ["c"], 8)
+    with pytest.raises(ValueError, match="prompt"):
+        vlm.chat_prompt("  ")
     from mmcourse.text import Vocab
 
     with pytest.raises(ValueError, match="build_vocab"):
@@ -414,7 +422,7 @@ def test_nearest_neighbours():
 def test_exercises_accept_solutions_and_reject_plausible_mistakes():
     from mmcourse.exercises import get
 
-    for key in ("07.patchify", "07.vit_params", "07.temperature"):
+    for key in ("07.patchify", "07.vit_params", "07.temperature", "07.hallucination"):
         ex = get(key)
         ex.check(ex.solution())  # does not raise
 
@@ -431,10 +439,216 @@ def test_exercises_accept_solutions_and_reject_plausible_mistakes():
         probs = torch.softmax(logits * temperature, -1)  # should divide
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
+    def any_behaviour(captions, species):  # counts the own species' behaviour too
+        phrases = vlm.attribute_phrases()["species"]
+        said = [any(p in c for ps in phrases.values() for p in ps) for c in captions]
+        return sum(said) / len(captions)
+
+    def counts(captions, species):  # a count, not a share
+        return get("07.hallucination").solution()(captions, species) * len(captions)
+
     for key, wrong in (
         ("07.patchify", reshape_only),
         ("07.vit_params", blocks_only),
         ("07.temperature", multiplies),
+        ("07.hallucination", any_behaviour),
+        ("07.hallucination", counts),
     ):
         with pytest.raises(AssertionError):
             get(key).check(wrong)
+
+
+# ----------------------------------------------------------------------------- LLaVA's recipe
+@pytest.fixture(scope="module")
+def clip():
+    from mmcourse.contrastive import make_tiny_clip
+
+    torch.manual_seed(0)
+    model = make_tiny_clip(20)
+    model.train()
+    model(_images(8), torch.ones(8, 3, dtype=torch.long), torch.ones(8, 3, dtype=torch.bool))
+    return model  # BatchNorm statistics moved away from their initial values
+
+
+def test_clip_grid_tower_reads_the_last_feature_map_frozen(clip):
+    tower = vlm.CLIPGridTower(clip)
+    assert (tower.num_patches, tower.dim) == (16, 64)
+    assert not any(p.requires_grad for p in tower.parameters())
+    tower.train()  # a frozen tower stays in eval mode: CLIP's BatchNorm statistics are kept
+    assert not tower.training and not clip.image_encoder[1].blocks[0][1].training
+    images = _images(3)
+    out = tower(images)
+    pool, cnn = clip.image_encoder
+    with torch.no_grad():
+        grid = cnn.feature_maps(pool(images))[-1]  # (3, 64, 4, 4)
+    want = torch.nn.functional.layer_norm(grid.flatten(2).transpose(1, 2), (64,))
+    torch.testing.assert_close(out, want)
+    assert out[0, 5].mean().abs() < 1e-5 and (out[0, 5].var(unbiased=False) - 1).abs() < 0.05
+    coarse = vlm.CLIPGridTower(clip, grid_size=2)
+    assert coarse.num_patches == 4 and coarse(images).shape == (3, 4, 64)
+    with pytest.raises(TypeError, match="TinyCLIP"):
+        vlm.CLIPGridTower(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="grid_size"):
+        vlm.CLIPGridTower(clip, grid_size=0)
+
+
+def test_tiny_lm_is_causal_and_reads_a_prefix():
+    torch.manual_seed(0)
+    lm = vlm.TinyLM(V, max_len=L, d_model=16, depth=2, n_heads=2).eval()
+    ids, changed = _ids(), _ids().clone()
+    changed[:, 3:] = (changed[:, 3:] + 1) % V
+    torch.testing.assert_close(lm(ids)[:, :3], lm(changed)[:, :3])
+    prefix = torch.randn(3, 2, 16)
+    out = lm(ids, prefix=prefix)
+    assert out.shape == (3, 6, V)  # logits over the text only
+    assert not torch.allclose(out, lm(ids, prefix=prefix + 1))  # the text reads the prefix
+    with pytest.raises(ValueError, match="prefix"):
+        lm(ids, prefix=torch.randn(3, 2, 8))
+    with pytest.raises(ValueError, match="cross and media"):
+        lm(ids, media=prefix)
+
+
+def test_tiny_vlm_on_a_pretrained_tower_and_lm(clip):
+    tower = vlm.CLIPGridTower(clip, grid_size=2)
+    lm = vlm.TinyLM(V, max_len=L, d_model=16, depth=2, n_heads=2)
+    for connector, tokens in (("mlp", 4), ("qformer", 2), ("xattn", 0)):
+        m = vlm.TinyVLM(V, connector=connector, vision=tower, lm=lm, n_heads=2, num_queries=2)
+        assert m.lm is lm and m.num_prefix == tokens and m.max_text_len == L
+        images, ids = _images(), _ids()
+        torch.testing.assert_close(m(images, ids), m.forward_features(tower(images), ids))
+    with pytest.raises(ValueError, match="vocab_size"):
+        vlm.TinyVLM(V + 1, vision=tower, lm=lm)
+    with pytest.raises(TypeError, match="vision"):
+        vlm.TinyVLM(V, vision=nn.Linear(2, 2))
+
+
+def test_set_stage_trains_what_llava_trains(clip):
+    tower = vlm.CLIPGridTower(clip, grid_size=2)
+    lm = vlm.TinyLM(V, max_len=L, d_model=16, depth=1, n_heads=2)
+    m = vlm.TinyVLM(V, connector="mlp", vision=tower, lm=lm, n_heads=2)
+    connector = vlm.count_parameters(m.projector) + m.visual_pos.numel()
+    assert vlm.set_stage(m, "align") == connector
+    assert vlm.set_stage(m, "instruct") == connector + vlm.count_parameters(lm)
+    assert vlm.set_stage(m, "all") == vlm.count_parameters(m)  # the tower stays frozen
+    assert not any(p.requires_grad for p in tower.parameters())
+    vlm.set_stage(m, "align")
+    vlm.next_token_loss(m(_images(), _ids()), _ids()).backward()
+    assert all(p.grad is None for p in lm.parameters())
+    assert m.projector[0].weight.grad is not None
+    with pytest.raises(ValueError, match="stage"):
+        vlm.set_stage(m, "pretrain")
+
+
+def test_fit_vlm_rows_index_the_pictures_and_only_the_stage_trains(clip):
+    tower = vlm.CLIPGridTower(clip, grid_size=2)
+    images = _images(4)
+    ids = torch.tensor([[2, 7, 5, 4], [2, 7, 6, 4], [2, 8, 5, 4], [2, 8, 6, 4], [2, 7, 6, 4]])
+    rows = torch.tensor([0, 1, 2, 3, 1])
+    mask = torch.tensor([False, False, True, True]).expand(5, 4)
+
+    def trained(images, rows):
+        torch.manual_seed(0)
+        lm = vlm.TinyLM(V, max_len=4, d_model=16, depth=1, n_heads=2)
+        m = vlm.TinyVLM(V, connector="mlp", vision=tower, lm=lm, n_heads=2)
+        vlm.set_stage(m, "align")
+        before = copy.deepcopy(lm.state_dict())
+        history = vlm.fit_vlm(m, images, ids, mask, epochs=3, batch_size=2, rows=rows)
+        assert all(torch.equal(before[k], v) for k, v in lm.state_dict().items())
+        return m, history
+
+    a, history_a = trained(images, rows)
+    b, history_b = trained(images[rows], None)  # the same rows, pictures repeated
+    assert history_a == pytest.approx(history_b, rel=1e-5)
+    torch.testing.assert_close(a.projector[0].weight, b.projector[0].weight)
+    with pytest.raises(ValueError, match="rows must index"):
+        vlm.fit_vlm(a, images, ids, mask, rows=torch.tensor([0, 1, 2, 3, 9]))
+    with pytest.raises(ValueError, match="nothing to train"):
+        for p in a.parameters():
+            p.requires_grad_(False)
+        vlm.fit_vlm(a, images, ids, mask, rows=rows)
+
+
+def test_fit_lm_learns_a_text():
+    torch.manual_seed(0)
+    lm = vlm.TinyLM(V, max_len=6, d_model=16, depth=1, n_heads=2)
+    ids = torch.tensor([[2, 9, 10, 11, 12, 3]]).expand(32, -1)
+    history = vlm.fit_lm(lm, ids, epochs=20, batch_size=8, lr=1e-2)
+    assert history[-1] < 0.1 * history[0]
+    assert lm(ids[:1, :3])[0, -1].argmax().item() == 11
+    with pytest.raises(TypeError, match="TinyLM"):
+        vlm.fit_lm(nn.Linear(2, 2), ids)
+
+
+# ----------------------------------------------------------------------------- hallucination
+def test_hallucinated_attributes_by_hand():
+    cat = {"fur": "ginger", "pose": "sitting", "background": "sofa", "species": "cat"}
+    assert vlm.hallucinated("a ginger pet sitting on a sofa, purring", cat) == []
+    assert vlm.hallucinated("a ginger pet sitting on a sofa, barking", cat) == [("species", "dog")]
+    assert vlm.hallucinated("a black pet standing on the grass", cat) == [
+        ("fur", "black"),
+        ("pose", "standing"),
+        ("background", "grass"),
+    ]
+    assert vlm.hallucinated("a pet", cat) == []  # an omission is not a hallucination
+    assert vlm.hallucinated("a pet fetching a stick", cat) == [("species", "dog")]
+    with pytest.raises(ValueError, match="truth lacks"):
+        vlm.hallucinated("a pet", {"fur": "ginger"})
+
+
+def test_hallucination_rate_counts_captions_and_matches_the_data_card():
+    import pandas as pd
+
+    attributes = pd.DataFrame(
+        {
+            "fur": ["ginger"] * 4,
+            "pose": ["lying"] * 4,
+            "background": ["snow"] * 4,
+            "species": ["cat", "cat", "dog", "dog"],
+        }
+    )
+    captions = ["a ginger pet, barking", "a grey pet, barking", "a ginger pet, barking", "a pet"]
+    rates = vlm.hallucination_rate(captions, attributes)
+    assert rates == {"fur": 0.25, "pose": 0.0, "background": 0.0, "species": 0.5, "any": 0.5}
+    # the real captions: only the misleading behaviour cues contradict the picture
+    from mmcourse.datasets import load_cats_dogs
+
+    data = load_cats_dogs()
+    rates = vlm.hallucination_rate(data.captions, data.attributes)
+    assert rates["species"] == pytest.approx(float((data.attributes["cue"] == "misleading").mean()))
+    assert rates["fur"] == rates["pose"] == rates["background"] == 0.0
+    with pytest.raises(ValueError, match="equal length"):
+        vlm.hallucination_rate(captions[:2], attributes)
+    with pytest.raises(ValueError, match="column"):
+        vlm.hallucination_rate(captions, attributes.drop(columns="pose"))
+
+
+# ----------------------------------------------------------------------------- the entry point
+def test_chat_rows_and_build_tiny_llava_on_a_small_set():
+    import numpy as np
+
+    from mmcourse.datasets import load_cats_dogs
+
+    small = load_cats_dogs().subset(np.arange(0, 2000, 5))  # 400 pictures, 240 for training
+    train = small.subset("train")
+    vocab = vlm.course_vocab(small)
+    n = len(train)
+    for kind, per_picture in (("captions", 1), ("instruct", 5), ("text", 2)):
+        ids, mask, rows = vlm.chat_rows(vocab, train, kind)
+        assert ids.shape[0] == mask.shape[0] == rows.shape[0] == per_picture * n
+        assert torch.equal(rows.unique(), torch.arange(n))
+    ids, mask, rows = vlm.chat_rows(vocab, train, "instruct")
+    replies = vlm.decode_answers(vocab, ids * mask, 0)  # the targets only
+    species = [r for r, i in zip(replies, rows.tolist(), strict=True) if r in ("cat", "dog")]
+    assert len(species) == 2 * n  # asked twice, in two phrasings
+    with pytest.raises(ValueError, match="kind"):
+        vlm.chat_rows(vocab, train, "dialogue")
+
+    out = vlm.build_tiny_llava(data=small, stages=("align",))
+    assert set(out.history) == {"tower", "lm", "align"}
+    assert out.history["align"][-1] < out.history["align"][0]
+    assert not any(p.requires_grad for p in out.model.lm.parameters())  # stage 1: LM frozen
+    test_images = torch.as_tensor(small.subset("test").images[:3])
+    replies = out.ask(test_images, vlm.CAPTION_PROMPT)
+    assert len(replies) == 3 and all(isinstance(r, str) for r in replies)
+    with pytest.raises(ValueError, match="stages"):
+        vlm.build_tiny_llava(data=small, stages="align")

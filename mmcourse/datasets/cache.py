@@ -26,6 +26,9 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
+import stat
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -42,7 +45,16 @@ class CacheError(RuntimeError):
 
 
 def data_dir() -> Path:
-    """Where datasets live: ``$MMCOURSE_DATA`` if set, else the repository's ``data/``."""
+    """Where datasets live, in this order:
+
+    1. ``$MMCOURSE_DATA`` when it is set;
+    2. the repository's ``data/`` when mmcourse runs from a clone (or an editable install);
+    3. the data shipped inside an installed wheel (``mmcourse/_data``) when that folder is
+       writable (a virtual environment, Colab, a user install);
+    4. when it is read-only (a system-wide install), a copy of it in the user cache folder,
+       made once, because a damaged dataset is repaired in place;
+    5. else the user cache folder, where the datasets are generated on first use.
+    """
     override = os.environ.get("MMCOURSE_DATA")
     if override:
         path = Path(override).expanduser()
@@ -53,10 +65,47 @@ def data_dir() -> Path:
                 "repository's data/"
             )
         return path
-    repo_data = Path(__file__).resolve().parents[2] / "data"
-    if repo_data.is_dir():
-        return repo_data
-    return Path.home() / ".cache" / "mmcourse" / "data"
+    return _default_root(Path(__file__).resolve().parents[1])
+
+
+def _default_root(package: Path) -> Path:
+    """Steps 2-5 of :func:`data_dir` for the package folder ``package``."""
+    clone = package.parent
+    if (clone / "pyproject.toml").is_file() and (clone / "data").is_dir():
+        return clone / "data"
+    shipped = package / "_data"
+    if (shipped / MANIFEST).is_file():
+        return shipped if os.access(shipped, os.W_OK) else _writable_copy(shipped)
+    return user_cache_dir() / "data"
+
+
+def user_cache_dir() -> Path:
+    """The per-user cache folder of mmcourse (created on demand by whoever writes to it)."""
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "mmcourse"
+
+
+def _writable_copy(shipped: Path) -> Path:
+    """A copy of the read-only shipped data in the user cache, named by the shipped manifest's
+    hash so that another version of the course never reuses a copy of other data."""
+    target = user_cache_dir() / f"data-{sha256(shipped / MANIFEST)[:12]}"
+    if (target / MANIFEST).is_file():
+        return target
+    staging = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    shutil.copytree(shipped, staging, copy_function=shutil.copyfile, dirs_exist_ok=True)
+    for folder in (staging, *staging.rglob("*")):  # copytree copied the read-only modes
+        if folder.is_dir():
+            folder.chmod(folder.stat().st_mode | stat.S_IWUSR)
+    try:
+        os.replace(staging, target)  # atomic: a kernel never sees a half-made copy
+    except OSError:  # another process made the copy first; keep that one
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def sha256(path: Path) -> str:
@@ -225,7 +274,8 @@ def load_arrays(
             raise CacheError(
                 f"dataset {name!r} cannot be verified: {'; '.join(issues)}. It is not "
                 "regenerated automatically because regeneration does not reproduce the "
-                "shipped bytes. Restore it (git checkout -- data/), or regenerate it "
+                "shipped bytes. Restore it (git checkout -- data/ in a clone, or reinstall "
+                "mmcourse), or regenerate it "
                 "explicitly (see the dataset's regenerate_* function)."
             )
         warnings.warn(f"dataset {name!r} needs regenerating: {'; '.join(issues)}", stacklevel=2)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pkgutil
 import textwrap
 from collections.abc import Callable
@@ -102,7 +103,20 @@ def solution_source(key: str) -> str:
     return textwrap.dedent(inspect.getsource(get(key).solution))
 
 
+def solutions_hidden() -> bool:
+    """True in the student edition (``make student`` sets ``MMCOURSE_EDITION=student`` in its
+    first cell; a JupyterHub can set it for a whole class)."""
+    return os.environ.get("MMCOURSE_EDITION", "").strip().lower() == "student"
+
+
 def show_solution(key: str) -> None:
-    """Print the worked solution (try the exercise first!)."""
+    """Print the worked solution (try the exercise first!); only a hint in the student edition."""
+    if solutions_hidden():
+        print(
+            f"Solutions are hidden in the student edition of the course. "
+            f'check("{key}", your_answer) still tells you whether your answer is right.\n'
+            f"Hint: {get(key).hint}"
+        )
+        return
     print(f"Worked solution for exercise {key}:\n")
     print(solution_source(key))

@@ -131,3 +131,62 @@ register(
     solution=_solution_to_db,
     hint="10 * log10 of the power (clamped to 1e-10 first), then a floor at max - top_db.",
 )
+
+
+# ----------------------------------------------------------------------------- 01.mixed_tokens
+def _check_mixed_tokens(answer) -> None:
+    from mmcourse.text import tokenize
+
+    cases = [
+        "一只猫在沙发上",
+        "A grey cat，在草地上 purring!",
+        "下午 3 点, the DOG barked",
+    ]
+    for text in cases:
+        got = answer(text)
+        if not isinstance(got, list) or not all(isinstance(t, str) for t in got):
+            raise AssertionError(f"return a list of str tokens, got {got!r:.80}")
+        want = tokenize(text)
+        if got == want:
+            continue
+        if any(len(t) > 1 and any("\u4e00" <= ch <= "\u9fff" for ch in t) for t in got):
+            raise AssertionError(
+                f"{text!r} gave {got}: a token holds several Chinese characters. Chinese has no "
+                "spaces, so text.split() cannot find its words; make every character one token"
+            )
+
+        def letters(tokens):  # one-letter Latin tokens
+            return sum(len(t) == 1 and t.isascii() and t.isalpha() for t in tokens)
+
+        if letters(got) > letters(want):
+            raise AssertionError(
+                f"{text!r} gave {got}: English words were cut into letters (list(text) does "
+                "that). Keep runs of Latin letters together as one word"
+            )
+        if any(not t.strip() or not any(ch.isalnum() for ch in t) for t in got):
+            raise AssertionError(
+                f"{text!r} gave {got}: spaces or punctuation (including the full-width ，) "
+                "became tokens; drop them"
+            )
+        if any(t != t.lower() for t in got):
+            raise AssertionError(f"{text!r} gave {got}: lower-case the text first")
+        raise AssertionError(f"{text!r} should give {want}, got {got}")
+
+
+def _solution_mixed_tokens():
+    import re
+
+    def mixed_tokens(text):
+        # one token per Chinese character, runs of letters, runs of digits; the rest separates
+        return re.findall(r"[\u4e00-\u9fff]|[a-z]+|\d+", text.lower())
+
+    return mixed_tokens
+
+
+register(
+    "01.mixed_tokens",
+    check=_check_mixed_tokens,
+    solution=_solution_mixed_tokens,
+    hint="re.findall with three alternatives: one CJK character [\\u4e00-\\u9fff], a run of "
+    "letters [a-z]+, a run of digits \\d+ (after text.lower()).",
+)

@@ -3,6 +3,7 @@
 07.patchify      cut images into flattened P x P patches, in ViT's order
 07.vit_params    count the parameters of a CLIP image tower from its configuration
 07.temperature   sample the next token with a temperature
+07.hallucination the share of captions that claim the other species
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from mmcourse.exercises import register
-from mmcourse.vlm import patchify, vit_image_params
+from mmcourse.vlm import attribute_phrases, hallucination_rate, patchify, vit_image_params
 
 # --------------------------------------------------------------------------- 07.patchify
 
@@ -147,4 +148,62 @@ register(
     check=_check_temperature,
     solution=_solution_temperature,
     hint="p = softmax(logits / T); T -> 0 approaches argmax, T large approaches uniform.",
+)
+
+
+# --------------------------------------------------------------------------- 07.hallucination
+
+_CASES = (  # (captions, species, right answer, what a wrong answer usually means)
+    (["a grey pet lying down, barking"], ["cat"], 1.0, "a dog's behaviour under a cat"),
+    (["a grey pet lying down, purring"], ["cat"], 0.0, "the cat's own behaviour is no claim"),
+    (["a grey pet lying down"], ["dog"], 0.0, "saying nothing is an omission, not a claim"),
+    (
+        ["a pet, meowing", "a pet, fetching a stick", "a pet", "a pet, barking"],
+        ["dog", "dog", "cat", "cat"],
+        0.5,
+        "a share of the captions, not a count",
+    ),
+)
+
+
+def _check_hallucination(fn) -> None:
+    if not callable(fn):
+        raise AssertionError("answer with a function species_hallucinations(captions, species)")
+    for captions, species, want, meaning in _CASES:
+        got = fn(list(captions), list(species))
+        if not isinstance(got, (int, float)) or abs(float(got) - want) > 1e-9:
+            raise AssertionError(
+                f"for captions {captions} of {species} pictures the rate is {want}, got {got!r} "
+                f"({meaning}). Count a caption when it contains a behaviour phrase of the OTHER "
+                "species, then divide by the number of captions."
+            )
+    from mmcourse.datasets import load_cats_dogs
+
+    data = load_cats_dogs()
+    want = hallucination_rate(data.captions, data.attributes)["species"]
+    got = fn(list(data.captions), list(data.attributes["species"]))
+    if abs(float(got) - want) > 1e-9:
+        raise AssertionError(
+            f"on the 2,000 captions of the data set the rate is {want:.4f}, got {got!r}: "
+            "match whole phrases (e.g. 'chasing a mouse'), not single words"
+        )
+
+
+def _solution_hallucination():
+    def species_hallucinations(captions, species):
+        phrases = attribute_phrases()["species"]  # species -> its behaviour phrases
+        wrong = 0
+        for caption, truth in zip(captions, species, strict=True):
+            other = "dog" if truth == "cat" else "cat"
+            wrong += any(phrase in caption for phrase in phrases[other])
+        return wrong / len(captions)
+
+    return species_hallucinations
+
+
+register(
+    "07.hallucination",
+    check=_check_hallucination,
+    solution=_solution_hallucination,
+    hint="vlm.attribute_phrases()['species'] lists each species' phrases; look for the other's.",
 )
