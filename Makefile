@@ -39,8 +39,8 @@ robustness: setup  ## every notebook under seed offsets 0-2 x 1-2 threads x avx2
 		--json build/robustness.json --markdown docs/claim-headroom.md
 
 lint: setup
-	$(BIN)/ruff check mmcourse tests notebooks benchmarks conftest.py
-	$(BIN)/ruff format --check mmcourse tests notebooks benchmarks conftest.py
+	$(BIN)/ruff check mmcourse tests notebooks benchmarks website conftest.py setup.py
+	$(BIN)/ruff format --check mmcourse tests notebooks benchmarks website conftest.py setup.py
 
 # BENCH_ARGS: --under-load (idle and next to a busy process), --cpus 1 (as on Binder)
 BENCH_ARGS ?=

@@ -132,6 +132,10 @@ def _cell_lines(kind: str, source: str) -> int:
     return len(source.splitlines()) + figure
 
 
+# Cells written by mmcourse.links (install the course where it is missing) and mmcourse.student.
+HIDDEN_TAGS = frozenset({"install-course", "student-edition"})
+
+
 def slide_types(cells) -> list[str]:
     """The slide_type of each cell (nbformat cells, or dicts with 'cell_type' and 'source')."""
     types = []
@@ -141,6 +145,10 @@ def slide_types(cells) -> list[str]:
         kind, source = cell["cell_type"], cell["source"]
         source = source if isinstance(source, str) else "".join(source)
         level = heading_level(source) if kind == "markdown" else 0
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if tags & HIDDEN_TAGS:
+            types.append(SKIP)  # plumbing (the Colab install cell, the student flag): never shown
+            continue
         if 1 <= level <= 2:
             in_setup = bool(_SETUP_HEADING.search(_first_line(source)))
             slide_type = SKIP if in_setup else SLIDE

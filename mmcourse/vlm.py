@@ -82,7 +82,7 @@ __all__ = [
     "CHAT_TEMPLATE",
     "chat_prompt",
     "QUESTIONS",
-    "SPECIES_PARAPHRASE",
+    "PARAPHRASES",
     "CAPTION_PROMPT",
     "SPECIALS",
     "build_vocab",
@@ -1247,10 +1247,11 @@ def hallucination_rate(captions, attributes, phrases=None) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- the recipe
-SPECIES_PARAPHRASE = "what animal is it?"  # a second phrasing: the hardest question, twice
+# Second phrasings of the two questions that need shape, not colour: asked twice in stage 2
+PARAPHRASES = {"pose": "is the pet sitting, standing or lying?", "species": "what animal is it?"}
 TOWER_RECIPE = {"epochs": 12, "batch_size": 128, "lr": 3e-3, "max_len": 16}  # notebook 06's
 LM_CONFIG = {"max_len": 24, "d_model": 32, "depth": 2, "n_heads": 4}
-EPOCHS = {"lm": 3, "align": 4, "instruct": 5}
+EPOCHS = {"lm": 3, "align": 4, "instruct": 6}
 
 
 def pretrain_tower(train, seed: int = 0, grid_size: int = 2) -> tuple[CLIPGridTower, object]:
@@ -1281,7 +1282,7 @@ def pretrain_tower(train, seed: int = 0, grid_size: int = 2) -> tuple[CLIPGridTo
 
 def course_vocab(data):
     """The VLM's vocabulary: every caption, question and answer of the cats-vs-dogs set."""
-    texts = [*data.captions, *QUESTIONS.values(), SPECIES_PARAPHRASE, CAPTION_PROMPT]
+    texts = [*data.captions, *QUESTIONS.values(), *PARAPHRASES.values(), CAPTION_PROMPT]
     texts += [str(v) for field in QUESTIONS for v in data.attributes[field].unique()]
     return build_vocab(texts)
 
@@ -1291,8 +1292,9 @@ def chat_rows(vocab, part, kind: str, max_len: int = LM_CONFIG["max_len"]):
     picture ``rows[i]``; every row is one user turn and the assistant's reply.
 
     ``"captions"`` (stage 1, as LLaVA's 558K caption pairs): "describe the picture" ->
-    the caption. ``"instruct"`` (stage 2): the caption, the pose and the species (asked
-    twice, in two phrasings), and fur or background (alternately). ``"text"`` (the LM's
+    the caption. ``"instruct"`` (stage 2): the caption, the pose and the species (each
+    asked twice, in two phrasings: they need shape, not colour), and fur or background
+    (alternately). ``"text"`` (the LM's
     text-only pretraining): the caption and one question per picture, in turn.
     """
     kinds = ("captions", "instruct", "text")
@@ -1303,8 +1305,11 @@ def chat_rows(vocab, part, kind: str, max_len: int = LM_CONFIG["max_len"]):
     for i, caption in enumerate(part.captions):
         turns = [(CAPTION_PROMPT, caption)]
         if kind == "instruct":
-            turns += [(QUESTIONS[f], attributes[f].iloc[i]) for f in ("pose", "species")]
-            turns += [(SPECIES_PARAPHRASE, attributes["species"].iloc[i])]
+            for f in ("pose", "species"):
+                turns += [
+                    (QUESTIONS[f], attributes[f].iloc[i]),
+                    (PARAPHRASES[f], attributes[f].iloc[i]),
+                ]
             field = ("fur", "background")[i % 2]
             turns += [(QUESTIONS[field], attributes[field].iloc[i])]
         elif kind == "text":

@@ -73,13 +73,20 @@ FORBIDDEN = [
     r"requests\.get",
     r"from_pretrained",
 ]
+# Notebook 11 and its module load local model folders, and real weights only behind an
+# off-by-default switch whose offline fallback tests/test_hf.py proves; every other fetch
+# pattern still applies to them.
+MAY_LOAD_LOCAL_MODELS = {
+    "11_real_models.ipynb": {r"from_pretrained"},
+    "hf.py": {r"from_pretrained"},
+}
 
 
 def test_no_code_fetches_weights_or_data():
     files = [*NOTEBOOKS, *sorted((ROOT / "mmcourse").rglob("*.py"))]
     for path in files:
         text = path.read_text(encoding="utf-8")
-        for pattern in FORBIDDEN:
+        for pattern in set(FORBIDDEN) - MAY_LOAD_LOCAL_MODELS.get(path.name, set()):
             assert not re.search(pattern, text), f"{path.name} matches {pattern!r}"
 
 

@@ -162,3 +162,21 @@ def test_only_long_plotting_code_is_hidden_in_a_static_deck():
     assert not slides.hides_input_in_static_deck(code("plt.plot([1])"))  # short: code shown
     assert not slides.hides_input_in_static_deck(code(long_work))  # no figure: code shown
     assert not slides.hides_input_in_static_deck(md(long_plot))
+
+
+def test_install_and_student_cells_are_never_shown():
+    cells = [
+        {"cell_type": "markdown", "source": "# Title", "metadata": {}},
+        {
+            "cell_type": "code",
+            "source": "x = 1\nprint(x)",
+            "metadata": {"tags": ["install-course"]},
+        },
+        {
+            "cell_type": "code",
+            "source": "y = 2\nprint(y)",
+            "metadata": {"tags": ["student-edition"]},
+        },
+        {"cell_type": "code", "source": "z = 3\nprint(z)", "metadata": {}},
+    ]
+    assert slides.slide_types(cells) == [slides.SLIDE, slides.SKIP, slides.SKIP, slides.CONTINUE]

@@ -632,7 +632,7 @@ def test_chat_rows_and_build_tiny_llava_on_a_small_set():
     train = small.subset("train")
     vocab = vlm.course_vocab(small)
     n = len(train)
-    for kind, per_picture in (("captions", 1), ("instruct", 5), ("text", 2)):
+    for kind, per_picture in (("captions", 1), ("instruct", 6), ("text", 2)):
         ids, mask, rows = vlm.chat_rows(vocab, train, kind)
         assert ids.shape[0] == mask.shape[0] == rows.shape[0] == per_picture * n
         assert torch.equal(rows.unique(), torch.arange(n))
