@@ -533,7 +533,7 @@ def test_fit_vlm_stops_on_a_nan_loss():
     images = torch.rand(4, 3, 16, 16)
     ids, target = vlm.encode_pairs(vocab, ["describe the picture"] * 4, ["a black cat"] * 4, 12)
     with torch.no_grad():
-        model.head.weight.fill_(NAN)
+        model.lm.head.weight.fill_(NAN)
     with pytest.raises(FloatingPointError, match="loss became nan"):
         vlm.fit_vlm(model, images, ids, target, epochs=1, batch_size=2)
     bad = images.clone()
