@@ -55,6 +55,8 @@ def solution_cells(nb: nbformat.NotebookNode) -> list[int]:
     for i, cell in enumerate(nb.cells):
         if SOLUTION_TAG in _tags(cell):
             found.add(i)
+        elif cell.cell_type == "markdown" and _WORKED.match(cell.source):
+            found.add(i)  # a worked solution in prose, before or after its show_solution cell
         elif cell.cell_type == "code" and "show_solution(" in cell.source:
             found.add(i)
             before = nb.cells[i - 1] if i else None
