@@ -84,6 +84,8 @@ def test_staging_mirrors_the_repository_so_relative_links_work(tmp_path, fake_np
                 broken.append(f"{page.relative_to(out)} -> {target}")
     assert not broken, f"links to pages the site lacks: {broken}"
     assert "mybinder.org/badge_logo.svg" not in (out / "README.md").read_text(encoding="utf-8")
+    for page in sorted((out / "notebooks").glob("*.ipynb")):  # the Open-in-Colab badge image
+        assert "colab-badge.svg" not in page.read_text(encoding="utf-8"), page.name
 
 
 def test_staging_is_incremental_and_removes_stale_files(tmp_path, fake_npm):

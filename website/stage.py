@@ -17,6 +17,7 @@ Sphinx rebuilds only what changed.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -63,6 +64,17 @@ def offline_markdown(text: str) -> str:
     return _REMOTE_IMAGE.sub(r"\1", text)
 
 
+def offline_notebook(data: bytes) -> bytes:
+    """A notebook's JSON with every markdown cell made offline (the Open-in-Colab badge)."""
+    nb = json.loads(data)
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            source = cell["source"]
+            source = source if isinstance(source, str) else "".join(source)
+            cell["source"] = offline_markdown(source)
+    return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def _write(path: Path, data: bytes, written: set[Path]) -> None:
     written.add(path)
     if path.exists() and path.read_bytes() == data:
@@ -101,7 +113,8 @@ def stage(executed: Path, npm: Path, out: Path, root: Path = ROOT) -> list[Path]
         text = offline_markdown((root / page).read_text(encoding="utf-8"))
         _write(out / page, text.encode("utf-8"), written)
     for name in notebooks:
-        _write(out / "notebooks" / name, (executed / name).read_bytes(), written)
+        page = offline_notebook((executed / name).read_bytes())
+        _write(out / "notebooks" / name, page, written)
     _write(out / "_config.yml", (WEBSITE / "_config.yml").read_bytes(), written)
     _write(out / "_toc.yml", toc_yaml(notebooks).encode("utf-8"), written)
     for part in MATHJAX_PARTS:
