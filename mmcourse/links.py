@@ -127,6 +127,15 @@ def sync(root: Path, write: bool) -> list[str]:
     return stale
 
 
+# A badge is an image from a web service: offline (the website, the decks) it is a broken image.
+_REMOTE_IMAGE = re.compile(r"!\[([^\]]*)\]\(https?://[^)]*\)")
+
+
+def offline_markdown(text: str) -> str:
+    """Markdown without images fetched from the web (badges): their link text stays."""
+    return _REMOTE_IMAGE.sub(r"\1", text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only report what is out of date")

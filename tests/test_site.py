@@ -14,6 +14,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from mmcourse.links import offline_markdown
+
 ROOT = Path(__file__).resolve().parents[1]
 WEBSITE = ROOT / "website"
 SITE_HTML = ROOT / "build" / "site" / "_build" / "html"
@@ -63,7 +65,7 @@ def test_course_notebooks_are_found_by_glob_in_order():
 
 def test_badges_become_their_link_text_and_other_images_stay():
     text = "[![Binder](https://mybinder.org/badge_logo.svg)](https://x) ![fig](local.png)"
-    assert stage.offline_markdown(text) == "[Binder](https://x) ![fig](local.png)"
+    assert offline_markdown(text) == "[Binder](https://x) ![fig](local.png)"
 
 
 def test_staging_mirrors_the_repository_so_relative_links_work(tmp_path, fake_npm):

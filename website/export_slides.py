@@ -22,6 +22,7 @@ from nbconvert import SlidesExporter
 from traitlets.config import Config
 
 from mmcourse import slides
+from mmcourse.links import offline_markdown
 
 WEBSITE = Path(__file__).resolve().parent
 
@@ -143,7 +144,7 @@ def export(notebooks: list[Path], out: Path, npm: Path) -> list[Path]:
         slides.annotate(nb)
         for cell in nb.cells:
             if cell.cell_type == "markdown":
-                cell.source = mathjax2_text(cell.source)
+                cell.source = mathjax2_text(offline_markdown(cell.source))
             elif slides.hides_input_in_static_deck(cell):
                 cell.metadata.setdefault("tags", []).append(HIDE_INPUT_TAG)
         nb.metadata["title"] = deck_title(nb)  # the browser tab's title

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
+
+from mmcourse.links import offline_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 WEBSITE = Path(__file__).resolve().parent
@@ -31,9 +32,6 @@ REFERENCE_PAGES = ["docs/glossary.md", "data/README.md"]
 # CommonHTML fonts, the TeX extensions it autoloads (\boldsymbol, \cancel, ...), the menu and
 # the accessibility components the menu can switch on.
 MATHJAX_PARTS = ["tex-chtml.js", "output/chtml", "input/tex/extensions", "ui", "a11y", "sre"]
-
-# A badge is an image from a web service: offline it is a broken image. Keep its link text.
-_REMOTE_IMAGE = re.compile(r"!\[([^\]]*)\]\(https?://[^)]*\)")
 
 
 def course_notebooks(root: Path = ROOT) -> list[str]:
@@ -57,11 +55,6 @@ def toc_yaml(notebooks: list[str]) -> str:
     return head + "".join(
         f"  - caption: {caption}\n    chapters:\n{chapters(paths)}" for caption, paths in parts
     )
-
-
-def offline_markdown(text: str) -> str:
-    """Markdown without images fetched from the web (badges): their link text stays."""
-    return _REMOTE_IMAGE.sub(r"\1", text)
 
 
 def offline_notebook(data: bytes) -> bytes:
