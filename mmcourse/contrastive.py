@@ -17,6 +17,8 @@ caption among the B captions of the batch, and every caption its own image.
     format_prompts, zero_shot_weights, zero_shot_predict   zero-shot classification
     search_images                                     text -> image search (the widget's logic)
     same_key_mask, duplicate_loss_floor, multi_positive_clip_loss   false negatives
+    stacked_contrastive_loss, train_lit_heads, LiTHeads   LiT: heads on locked features, many
+                                                      seeds and both losses trained at once
 """
 
 from __future__ import annotations
@@ -788,3 +790,176 @@ def search_images(
     scores = image_emb.float() @ F.normalize(q.float(), dim=-1).to(image_emb.device)[0]
     top = torch.topk(scores, k)
     return top.indices, top.values
+
+
+# --------------------------------------------------------------------------- LiT: locked tower
+
+
+def stacked_contrastive_loss(
+    image_emb: Tensor, text_emb: Tensor, logit_scale: Tensor, logit_bias: Tensor | None = None
+) -> Tensor:
+    """The loss of R independent models at once: (R,) values, one per replica.
+
+    image_emb, text_emb: (R, B, E), row i of replica r being a matching pair; logit_scale
+    (R,) (each replica's log-scale t, capped like ``clip_loss``); logit_bias None for
+    ``clip_loss`` (InfoNCE), or (R,) for ``siglip_loss``. Entry r equals ``clip_loss`` or
+    ``siglip_loss`` of replica r alone; summing the entries keeps the replicas' gradients
+    apart, so one optimizer step trains them all (Adam updates each weight on its own).
+    """
+    for name, emb in (("image_emb", image_emb), ("text_emb", text_emb)):
+        if not isinstance(emb, Tensor) or emb.dim() != 3 or not emb.is_floating_point():
+            got = tuple(emb.shape) if isinstance(emb, Tensor) else type(emb).__name__
+            raise ValueError(f"{name} must be a float tensor of shape (R, B, E), got {got}")
+    if image_emb.shape != text_emb.shape:
+        raise ValueError(
+            f"image_emb and text_emb must have the same shape (R, B, E), got "
+            f"{tuple(image_emb.shape)} and {tuple(text_emb.shape)}"
+        )
+    r, b, _ = image_emb.shape
+    for name, value in (("logit_scale", logit_scale), ("logit_bias", logit_bias)):
+        if name == "logit_bias" and value is None:
+            continue
+        if not isinstance(value, Tensor) or value.shape != (r,):
+            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"{name} must be a tensor of shape ({r},), one per replica, got {got}")
+    scale = logit_scale.float().exp().clamp(max=LOGIT_SCALE_MAX)
+    logits = scale[:, None, None] * image_emb.float() @ text_emb.float().transpose(1, 2)
+    if logit_bias is None:  # InfoNCE over rows and columns, averaged over the B pairs
+        targets = torch.arange(b, device=logits.device).expand(r, b)
+        rows = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").mean(1)
+        cols = F.cross_entropy(logits, targets, reduction="none").mean(1)
+        return 0.5 * (rows + cols)
+    labels = 2 * torch.eye(b, device=logits.device) - 1
+    z = labels * (logits + logit_bias.float()[:, None, None])
+    return -F.logsigmoid(z).sum(dim=(1, 2)) / b
+
+
+@dataclass
+class LiTHeads:
+    """R pairs of linear projection heads trained on locked features (``train_lit_heads``).
+
+    image_projection (R, D_image, E), text_projection (R, D_text, E), logit_scale (R,) and,
+    for the sigmoid loss, logit_bias (R,); ``loss`` is "softmax" or "sigmoid"; ``steps`` the
+    number of optimizer steps taken.
+    """
+
+    loss: str
+    image_projection: Tensor
+    text_projection: Tensor
+    logit_scale: Tensor
+    logit_bias: Tensor | None
+    steps: int
+
+    @torch.no_grad()
+    def embed(self, image_features: Tensor, text_features: Tensor) -> tuple[Tensor, Tensor]:
+        """Unit-length embeddings (R, N, E) of image and text feature rows, one per replica."""
+        img = F.normalize(image_features.float() @ self.image_projection, dim=-1)
+        txt = F.normalize(text_features.float() @ self.text_projection, dim=-1)
+        return img, txt
+
+
+LIT_LOSSES = ("softmax", "sigmoid")
+
+
+def train_lit_heads(
+    image_features: Tensor,
+    text_features: Tensor,
+    *,
+    batch_size: int,
+    examples: int,
+    seeds: Sequence[int] = (0,),
+    losses: Sequence[str] = LIT_LOSSES,
+    embed_dim: int = 32,
+    lr: float = 1e-2,
+    temperature: float = 0.07,
+    sigmoid_temperature: float = 0.1,
+    logit_bias: float = -10.0,
+) -> dict[str, LiTHeads]:
+    """Train only linear projection heads on locked (precomputed) features, "LiT" style.
+
+    LiT (Zhai et al., CVPR 2022) locks a pretrained image tower and trains the rest; with
+    both sides given as features, what remains are the two projections into the shared
+    space, the log-scale t and (sigmoid) the bias b. For every loss in ``losses``
+    ("softmax": InfoNCE, scale from 1 / ``temperature``, CLIP's 0.07; "sigmoid": SigLIP, scale
+    1 / ``sigmoid_temperature`` = 10 and bias ``logit_bias`` = -10, the paper's start) and every
+    seed, one replica is trained, all at once (``stacked_contrastive_loss``; AdamW updates each
+    weight on its own, so this equals separate runs). A seed fixes a replica's initial heads
+    (drawn like ``nn.Linear``'s weights, the same for every loss) and its shuffling by
+    ``seeded_generator(seed)``: the losses are compared on the same batches. ``examples``
+    pairs are seen in ``examples // batch_size`` steps at a constant learning rate, as in
+    ``train_clip``; each epoch drops its last incomplete batch, so no batch holds a pair
+    twice. Returns {loss: LiTHeads}.
+    """
+    for name, feats in (("image_features", image_features), ("text_features", text_features)):
+        if not isinstance(feats, Tensor) or feats.dim() != 2 or not feats.is_floating_point():
+            got = tuple(feats.shape) if isinstance(feats, Tensor) else type(feats).__name__
+            raise ValueError(f"{name} must be a float tensor of shape (N, D), got {got}")
+        check_finite(feats, name)
+    n = image_features.shape[0]
+    if text_features.shape[0] != n:
+        raise ValueError(
+            f"image_features and text_features must have one row per pair, got {n} and "
+            f"{text_features.shape[0]} rows"
+        )
+    if isinstance(losses, str) or not losses or any(x not in LIT_LOSSES for x in losses):
+        raise ValueError(f"losses must be a non-empty list drawn from {LIT_LOSSES}, got {losses!r}")
+    if len(set(losses)) != len(losses):
+        raise ValueError(f"losses must not repeat a loss, got {losses!r}")
+    check_int(batch_size, "batch_size", minimum=2, maximum=n)
+    check_int(examples, "examples", minimum=batch_size)
+    check_int(embed_dim, "embed_dim")
+    check_real(lr, "lr", low=0.0, low_open=True)
+    check_real(temperature, "temperature", low=0.0, low_open=True)
+    check_real(sigmoid_temperature, "sigmoid_temperature", low=0.0, low_open=True)
+    check_real(logit_bias, "logit_bias")
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
+        raise ValueError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
+    for seed in seeds:
+        check_seed(seed)
+    x_img, x_txt = image_features.float(), text_features.float()
+    d_img, d_txt, r, m = x_img.shape[1], x_txt.shape[1], len(seeds), len(losses)
+    generators = [seeded_generator(seed) for seed in seeds]
+
+    def init(rows: int, gen: torch.Generator) -> Tensor:  # nn.Linear's U(-1/sqrt(d), 1/sqrt(d))
+        return (torch.rand(rows, embed_dim, generator=gen) * 2 - 1) / math.sqrt(rows)
+
+    heads = [(init(d_img, g), init(d_txt, g)) for g in generators]  # the same start per loss
+    w_img = torch.stack([h[0] for h in heads] * m)  # (M * R, D_image, E), loss-major
+    w_txt = torch.stack([h[1] for h in heads] * m)
+    t0 = {"softmax": 1.0 / temperature, "sigmoid": 1.0 / sigmoid_temperature}
+    t = torch.tensor([math.log(t0[name]) for name in losses for _ in seeds])
+    b = torch.full((r,), float(logit_bias))
+    # one flat parameter vector: a single tensor for AdamW, however many replicas
+    flat = torch.cat([w_img.flatten(), w_txt.flatten(), t, b]).requires_grad_()
+    sizes = [w_img.numel(), w_txt.numel(), m * r, r]
+    optimizer = torch.optim.AdamW([flat], lr=lr, weight_decay=0.0)
+
+    def unpack(vector: Tensor):
+        a, c, e, f = vector.split(sizes)
+        return a.view(m * r, d_img, embed_dim), c.view(m * r, d_txt, embed_dim), e, f
+
+    steps, per_epoch = examples // batch_size, n // batch_size
+    done = 0
+    while done < steps:
+        order = torch.stack([torch.randperm(n, generator=g) for g in generators])
+        for j in range(min(per_epoch, steps - done)):
+            idx = order[:, j * batch_size : (j + 1) * batch_size].repeat(m, 1)  # (M * R, B)
+            wi, wt, ts, bs = unpack(flat)
+            img = F.normalize(x_img[idx] @ wi, dim=-1)
+            txt = F.normalize(x_txt[idx] @ wt, dim=-1)
+            total = 0.0
+            for k, name in enumerate(losses):
+                part = slice(k * r, (k + 1) * r)
+                bias = bs if name == "sigmoid" else None
+                total = total + stacked_contrastive_loss(img[part], txt[part], ts[part], bias).sum()
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+        done += min(per_epoch, steps - done)
+    wi, wt, ts, bs = (x.detach().clone() for x in unpack(flat))
+    out = {}
+    for k, name in enumerate(losses):
+        part = slice(k * r, (k + 1) * r)
+        bias = bs if name == "sigmoid" else None
+        out[name] = LiTHeads(name, wi[part], wt[part], ts[part], bias, steps)
+    return out

@@ -557,3 +557,123 @@ def test_a_model_with_a_bias_trains_with_the_sigmoid_loss():
     assert np.mean(hist.loss[-2:]) < 0.5 * hist.loss[0]
     with pytest.raises(ValueError, match="logit_bias"):
         C.TinyCLIP(nn.Identity(), nn.Identity(), 4, 4, logit_bias=float("nan"))
+
+
+# --------------------------------------------------------------------------- LiT heads
+
+
+def test_stacked_loss_hand_computed_for_two_pairs():
+    # one replica, B = 2, E = 1: u = v = (1, -1), scale e^0 = 1: logits [[1, -1], [-1, 1]]
+    u = torch.tensor([[[1.0], [-1.0]]])
+    t = torch.zeros(1)
+    nce = C.stacked_contrastive_loss(u, u, t)
+    assert nce.shape == (1,)
+    # each row and column: -log(e / (e + 1/e)) = log(1 + e^-2)
+    assert nce.item() == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-6)
+    # sigmoid, bias 0: every pair has z_ij * logit = +1, four terms log(1 + e^-1), divided by B = 2
+    sig = C.stacked_contrastive_loss(u, u, t, torch.zeros(1))
+    assert sig.item() == pytest.approx(2 * math.log(1 + math.exp(-1)), rel=1e-6)
+
+
+def test_stacked_loss_equals_the_single_model_losses_per_replica():
+    r, b, e = 3, 6, 4
+    img = torch.stack([unit(b, e, seed=s) for s in range(r)])
+    txt = torch.stack([unit(b, e, seed=10 + s) for s in range(r)])
+    t = torch.tensor([0.0, 2.0, 5.0])  # the last one is past the cap of 100
+    bias = torch.tensor([-1.0, -3.0, 0.5])
+    nce = C.stacked_contrastive_loss(img, txt, t)
+    sig = C.stacked_contrastive_loss(img, txt, t, bias)
+    for i in range(r):
+        assert nce[i].item() == pytest.approx(C.clip_loss(img[i], txt[i], t[i]).item(), rel=1e-5)
+        assert nce[i].item() == pytest.approx(
+            reference_clip_loss(img[i], txt[i], t[i].item()), rel=1e-5
+        )
+        expected = C.siglip_loss(img[i], txt[i], t[i], bias[i]).item()
+        assert sig[i].item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_stacked_loss_bad_inputs():
+    x = torch.zeros(2, 3, 4)
+    with pytest.raises(ValueError, match="image_emb"):
+        C.stacked_contrastive_loss(torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(1))
+    with pytest.raises(ValueError, match="same shape"):
+        C.stacked_contrastive_loss(x, torch.zeros(2, 3, 5), torch.zeros(2))
+    with pytest.raises(ValueError, match="logit_scale"):
+        C.stacked_contrastive_loss(x, x, torch.zeros(3))
+    with pytest.raises(ValueError, match="logit_scale"):
+        C.stacked_contrastive_loss(x, x, None)
+    with pytest.raises(ValueError, match="logit_bias"):
+        C.stacked_contrastive_loss(x, x, torch.zeros(2), torch.zeros(1))
+
+
+def _lit_data(n=96, classes=6, seed=0):
+    """Image features: a noisy class prototype; text features: the one-hot class."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % classes
+    protos = torch.randn(classes, 16, generator=g)
+    image = protos[labels] + 0.3 * torch.randn(n, 16, generator=g)
+    text = F.one_hot(labels, classes).float()
+    return image, text, labels
+
+
+def test_train_lit_heads_equals_separate_runs():
+    image, text, _ = _lit_data()
+    both = C.train_lit_heads(image, text, batch_size=8, examples=200, seeds=(0, 1))
+    assert set(both) == {"softmax", "sigmoid"} and both["softmax"].steps == 25
+    for seed in (0, 1):
+        for loss in ("softmax", "sigmoid"):
+            alone = C.train_lit_heads(
+                image, text, batch_size=8, examples=200, seeds=(seed,), losses=(loss,)
+            )[loss]
+            for name in ("image_projection", "text_projection", "logit_scale"):
+                torch.testing.assert_close(
+                    getattr(both[loss], name)[seed], getattr(alone, name)[0], rtol=1e-4, atol=1e-5
+                )
+    assert both["softmax"].logit_bias is None
+    assert both["sigmoid"].logit_bias.shape == (2,)
+    # the same seed starts both losses from the same heads: a different seed does not
+    start = C.train_lit_heads(image, text, batch_size=8, examples=8, seeds=(0, 1), lr=1e-9)
+    torch.testing.assert_close(start["softmax"].image_projection, start["sigmoid"].image_projection)
+    assert not torch.allclose(
+        start["softmax"].image_projection[0], start["softmax"].image_projection[1]
+    )
+    assert start["softmax"].logit_scale[0].item() == pytest.approx(math.log(1 / 0.07), rel=1e-6)
+    assert start["sigmoid"].logit_scale[0].item() == pytest.approx(math.log(10), rel=1e-6)
+    assert start["sigmoid"].logit_bias[0].item() == pytest.approx(-10.0, rel=1e-6)
+
+
+def test_train_lit_heads_learns_to_match_classes():
+    image, text, labels = _lit_data()
+    heads = C.train_lit_heads(image, text, batch_size=16, examples=3000, seeds=(0, 1))
+    for loss, h in heads.items():
+        img, txt = h.embed(image, text)
+        assert img.shape == (2, 96, 32)
+        torch.testing.assert_close(img.norm(dim=-1), torch.ones(2, 96))
+        for r in range(2):  # the right class's caption is the most similar: zero-shot accuracy 1
+            pred = (img[r] @ txt[r].T).argmax(dim=1)
+            accuracy = (labels[pred] == labels).float().mean().item()
+            assert accuracy > 0.95, (loss, r, accuracy)
+    assert heads["sigmoid"].logit_bias[0].item() != -10.0  # the bias is trained
+
+
+def test_train_lit_heads_bad_inputs():
+    image, text, _ = _lit_data()
+    ok = dict(batch_size=8, examples=16)
+    with pytest.raises(ValueError, match="one row per pair"):
+        C.train_lit_heads(image, text[:-1], **ok)
+    with pytest.raises(ValueError, match="losses"):
+        C.train_lit_heads(image, text, losses=("hinge",), **ok)
+    with pytest.raises(ValueError, match="losses"):
+        C.train_lit_heads(image, text, losses="softmax", **ok)
+    with pytest.raises(ValueError, match="batch_size"):
+        C.train_lit_heads(image, text, batch_size=1, examples=16)
+    with pytest.raises(ValueError, match="examples"):
+        C.train_lit_heads(image, text, batch_size=8, examples=4)
+    with pytest.raises(ValueError, match="seeds"):
+        C.train_lit_heads(image, text, seeds=(), **ok)
+    with pytest.raises(ValueError, match="image_features"):
+        C.train_lit_heads(image[0], text, **ok)
+    bad = image.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError):
+        C.train_lit_heads(bad, text, **ok)
