@@ -20,6 +20,7 @@ test) with ``sys.executable -m torch.distributed.run`` on a free local port.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -199,16 +200,31 @@ def torchrun_command(
 
 
 def launch(
-    module: str, args: Sequence[str] = (), nproc_per_node: int = 2, timeout: float = 120.0
+    module: str,
+    args: Sequence[str] = (),
+    nproc_per_node: int = 2,
+    timeout: float = 120.0,
+    retries: int = 1,
 ) -> subprocess.CompletedProcess:
     """Run :func:`torchrun_command` and wait; raise with the processes' output if it fails.
 
     The children get ``OMP_NUM_THREADS=1`` (each rank one thread, so that two ranks do not
-    fight over the cores) and no progress bars.
+    fight over the cores) and no progress bars. A run in which a rank was killed by a signal
+    is started again up to ``retries`` times: on a healthy run gloo has, rarely, aborted a rank
+    (SIGABRT, "terminate called without an active exception"; once in many CI runs), and a
+    class should not see that. A run that fails with an ordinary error is not repeated.
     """
+    check_int(retries, "retries", minimum=0)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MMCOURSE_THREADS": "1", "TQDM_DISABLE": "1"}
-    command = torchrun_command(module, args, nproc_per_node)
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    for attempt in range(retries + 1):
+        command = torchrun_command(module, args, nproc_per_node)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+        if result.returncode == 0 or attempt == retries or not killed_by_signal(result.stderr):
+            break
+        print(
+            f"torchrun: a rank was killed by a signal; running again ({attempt + 1} of {retries})",
+            file=sys.stderr,
+        )
     if result.returncode != 0:
         raise RuntimeError(
             f"torchrun failed with exit code {result.returncode}:\n"
@@ -216,3 +232,8 @@ def launch(
             f"--- stderr ---\n{result.stderr[-3000:]}"
         )
     return result
+
+
+def killed_by_signal(torchrun_stderr: str) -> bool:
+    """Whether torchrun's failure summary names a rank with a negative exit code (a signal)."""
+    return re.search(r"exitcode\s*:\s*-\d+", torchrun_stderr) is not None

@@ -149,6 +149,8 @@ def main(argv=None) -> None:
         results = run(args.epochs, args.batch_size, args.fsdp_steps)
         if D.is_main_process():
             torch.save(results, args.out)
+        if started:
+            dist.barrier()  # every rank done before any tears the group down
     finally:
         if started:
             dist.destroy_process_group()

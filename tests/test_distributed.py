@@ -120,6 +120,40 @@ def test_launch_reports_a_failing_run(monkeypatch):
         D.launch("mmcourse.distributed_demo", ["--epochs", "1"], nproc_per_node=1, timeout=60)
 
 
+def test_launch_runs_again_once_when_a_rank_is_killed_by_a_signal(monkeypatch, tmp_path):
+    # the first run dies as gloo once did in CI (rank 0 aborted); the second succeeds
+    marker = tmp_path / "first-run-done"
+    crash_once = (
+        "import pathlib, sys; m = pathlib.Path(sys.argv[1])\n"
+        "if not m.exists():\n"
+        "    m.touch(); print('exitcode  : -6 (pid: 1)', file=sys.stderr); sys.exit(1)\n"
+        "print('ok')"
+    )
+    command = [sys.executable, "-c", crash_once, str(marker)]
+    monkeypatch.setattr(D, "torchrun_command", lambda *args, **kwargs: command)
+    assert D.launch("mmcourse.distributed_demo", timeout=60).stdout.strip() == "ok"
+    marker.unlink()  # with no retries allowed, the crash is reported
+    with pytest.raises(RuntimeError, match="exit code 1(.|\n)*exitcode  : -6"):
+        D.launch("mmcourse.distributed_demo", timeout=60, retries=0)
+    with pytest.raises(ValueError, match="retries"):
+        D.launch("mmcourse.distributed_demo", retries=-1)
+
+
+def test_launch_does_not_repeat_an_ordinary_failure(monkeypatch, tmp_path):
+    count = tmp_path / "runs"
+    fails = f"open({str(count)!r}, 'a').write('x'); raise SystemExit(2)"  # counts its runs
+    monkeypatch.setattr(D, "torchrun_command", lambda *a, **k: [sys.executable, "-c", fails])
+    with pytest.raises(RuntimeError, match="exit code 2"):
+        D.launch("mmcourse.distributed_demo", timeout=60, retries=3)
+    assert count.read_text() == "x"
+
+
+def test_killed_by_signal_reads_torchrun_s_summary():
+    assert D.killed_by_signal("  rank : 0\n  exitcode  : -6 (pid: 7598)\n")
+    assert not D.killed_by_signal("  exitcode  : 1 (pid: 7598)\n")
+    assert not D.killed_by_signal("")
+
+
 def test_two_processes_train_the_same_model_as_one(tmp_path):
     # a global batch of 75: the two ranks get 38 and 37 rows, so the loss weighting matters
     # (without it the weights differ by ~10% of their scale after 2 epochs: simulated)
