@@ -12,7 +12,7 @@ domains ask for beyond accuracy:
     selective_prediction                                    "refer to a human when unsure"
 
 Confidence intervals come from ``mmcourse.metrics.bootstrap_ci`` (one model) and
-``mmcourse.casestudy.paired_bootstrap_ci`` (a difference between two models on the same
+``mmcourse.metrics.paired_bootstrap_ci`` (a difference between two models on the same
 examples).
 """
 

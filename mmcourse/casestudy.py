@@ -505,25 +505,6 @@ def choose_on_validation(results, candidates: Sequence[str]) -> str:
     return max(candidates, key=lambda name: means[name])
 
 
-def paired_bootstrap_ci(a, b, n_boot: int = 2000, level: float = 0.95, seed: int = 0):
-    """Percentile bootstrap interval of ``mean(a - b)`` with both resampled on the SAME
-    examples (a paired bootstrap; Efron & Tibshirani, 1993): per-example scores ``a`` and
-    ``b`` (e.g. 1 = correct) of two models on one test set. Returns (low, high)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.ndim != 1 or a.shape != b.shape or a.size < 2:
-        raise ValueError(
-            f"a and b must be 1-D per-example scores of the same length >= 2, "
-            f"got shapes {a.shape} and {b.shape}"
-        )
-    check_int(n_boot, "n_boot")
-    check_real(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
-    rng = np.random.default_rng(seed)
-    resampled = rng.integers(0, a.size, size=(n_boot, a.size))
-    tail = (1 - level) / 2
-    low, high = np.quantile((a - b)[resampled].mean(1), [tail, 1 - tail])
-    return float(low), float(high)
-
-
 def pick_examples(y_true, y_pred, per_group: int = 3) -> list[int]:
     """Indices of up to ``per_group`` examples of each group (true class x right/wrong), in
     the order: right cats, right dogs, wrong cats, wrong dogs. A test split sorted by class

@@ -418,24 +418,6 @@ def test_choose_on_validation_ignores_the_test_split():
         cs.choose_on_validation(results, ["a", "c"])
 
 
-def test_paired_bootstrap_ci():
-    rng = np.random.default_rng(0)
-    a = rng.integers(0, 2, 400).astype(float)
-    assert cs.paired_bootstrap_ci(a, a) == (0.0, 0.0)  # pairing cancels shared difficulty
-    assert cs.paired_bootstrap_ci(a + 0.1, a) == pytest.approx((0.1, 0.1))
-    b = rng.integers(0, 2, 400).astype(float)
-    low, high = cs.paired_bootstrap_ci(a, b, n_boot=4000)
-    d = a - b
-    half = 1.96 * d.std() / np.sqrt(d.size)  # the normal approximation of the same interval
-    assert low == pytest.approx(d.mean() - half, abs=0.01)
-    assert high == pytest.approx(d.mean() + half, abs=0.01)
-    assert cs.paired_bootstrap_ci(a, b, seed=3) == cs.paired_bootstrap_ci(a, b, seed=3)
-    with pytest.raises(ValueError, match="same length"):
-        cs.paired_bootstrap_ci(a, b[:-1])
-    with pytest.raises(ValueError, match="level"):
-        cs.paired_bootstrap_ci(a, b, level=1.0)
-
-
 def test_pick_examples_shows_both_classes_and_the_errors():
     y_true = np.array([0, 0, 0, 0, 1, 1, 1, 1])  # sorted by class, like the test split
     y_pred = np.array([0, 1, 0, 0, 1, 1, 0, 1])

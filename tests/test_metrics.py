@@ -152,3 +152,23 @@ def test_exercise_ece_solution_passes_and_wrong_answers_fail():
     for wrong in (unweighted, overall_gap):
         with pytest.raises(AssertionError, match="ECE"):
             exercise.check(wrong)
+
+
+def test_paired_bootstrap_ci():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 2, 400).astype(float)
+    assert M.paired_bootstrap_ci(a, a) == (0.0, 0.0)  # pairing cancels shared difficulty
+    assert M.paired_bootstrap_ci(a + 0.1, a) == pytest.approx((0.1, 0.1))
+    b = rng.integers(0, 2, 400).astype(float)
+    low, high = M.paired_bootstrap_ci(a, b, n_boot=4000)
+    d = a - b
+    half = 1.96 * d.std() / np.sqrt(d.size)  # the normal approximation of the same interval
+    assert low == pytest.approx(d.mean() - half, abs=0.01)
+    assert high == pytest.approx(d.mean() + half, abs=0.01)
+    assert M.paired_bootstrap_ci(a, b, seed=3) == M.paired_bootstrap_ci(a, b, seed=3)
+    with pytest.raises(ValueError, match="same length"):
+        M.paired_bootstrap_ci(a, b[:-1])
+    with pytest.raises(ValueError, match="level"):
+        M.paired_bootstrap_ci(a, b, level=1.0)
+    with pytest.raises(ValueError, match="seed"):
+        M.paired_bootstrap_ci(a, b, seed=-1)
