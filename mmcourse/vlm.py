@@ -1249,14 +1249,15 @@ def hallucination_rate(captions, attributes, phrases=None) -> dict[str, float]:
 # --------------------------------------------------------------------------- the recipe
 # Second phrasings of the two questions that need shape, not colour: asked twice in stage 2
 PARAPHRASES = {"pose": "is the pet sitting, standing or lying?", "species": "what animal is it?"}
-TOWER_RECIPE = {"epochs": 12, "batch_size": 128, "lr": 3e-3, "max_len": 16}  # notebook 06's
+# Notebook 06's batch, learning rate and caption length; 12 epochs, two more than 06 can afford
+TOWER_RECIPE = {"epochs": 12, "batch_size": 128, "lr": 3e-3, "max_len": 16}
 LM_CONFIG = {"max_len": 24, "d_model": 32, "depth": 2, "n_heads": 4}
 EPOCHS = {"lm": 3, "align": 4, "instruct": 6}
 
 
 def pretrain_tower(train, seed: int = 0, grid_size: int = 2) -> tuple[CLIPGridTower, object]:
     """Notebook 06's tiny CLIP, trained on ``train`` (a cats-vs-dogs subset) with 06's
-    recipe (``TOWER_RECIPE``, ``mmcourse.contrastive``), returned as a frozen
+    model and loop (``TOWER_RECIPE``, ``mmcourse.contrastive``), returned as a frozen
     ``CLIPGridTower`` with a ``grid_size`` x ``grid_size`` grid, and the CLIP history."""
     from mmcourse import contrastive
     from mmcourse.text import Vocab
