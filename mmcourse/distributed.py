@@ -217,7 +217,7 @@ def launch(
     check_int(retries, "retries", minimum=0)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MMCOURSE_THREADS": "1", "TQDM_DISABLE": "1"}
     for attempt in range(retries + 1):
-        command = torchrun_command(module, args, nproc_per_node)
+        command = torchrun_command(module, args, nproc_per_node)  # a fresh free port each time
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
         if result.returncode == 0 or attempt == retries or not killed_by_signal(result.stderr):
             break
